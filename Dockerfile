@@ -1,0 +1,32 @@
+# auth-server image: production dependencies only, runs as the image's non-root `bun` user.
+#   docker build -t auth-server .
+#   docker run -p 3001:3001 --stop-timeout 20 -e DATABASE_URL=... -e BETTER_AUTH_SECRET=... \
+#     -e BETTER_AUTH_URL=https://auth.example.com -e CORS_ORIGINS=https://learn.example.com auth-server
+# Settings are the environment variables in .env.example; production refuses to start without
+# DATABASE_URL, BETTER_AUTH_SECRET, an https BETTER_AUTH_URL and CORS_ORIGINS.
+
+FROM oven/bun:1.4.4 AS deps
+WORKDIR /app
+# The manifest and lockfile alone, so the dependency layer is rebuilt only when they change.
+COPY package.json bun.lock ./
+RUN bun install --frozen-lockfile --production
+
+FROM oven/bun:1.4.4-slim
+WORKDIR /app
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=3001
+# Owned by root and read-only to the server: in production nothing is written to the app folder
+# (no embedded database, no generated secret).
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json ./
+COPY sql ./sql
+COPY src ./src
+USER bun
+EXPOSE 3001
+# /health answers 503 when Postgres does not answer within a second. The slim image has no curl.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD bun -e "fetch('http://127.0.0.1:'+(process.env.PORT||3001)+'/health').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"
+# SIGTERM drains in-flight requests for up to SHUTDOWN_TIMEOUT (10 s) and then closes the pool: give
+# `docker stop` more than that (--stop-timeout; its default is 10 s).
+CMD ["bun", "run", "start"]

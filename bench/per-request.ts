@@ -1,0 +1,84 @@
+// In-process cost per request (no HTTP, no load generator): CPU and wall time of each way of
+// answering get-session and /token, and of the pieces they are made of. Sequential, so the wall time
+// includes the database round trip and the CPU time is this process's own.
+//   bun bench/per-request.ts        env: DATABASE_URL (a server to create a scratch database on), N=2000
+import postgres from "postgres";
+import { createApp } from "../src/app.ts";
+import { createAuth, ensureSigningKey } from "../src/auth.ts";
+import { loadConfig } from "../src/config.ts";
+import { createPool } from "../src/db.ts";
+import { createSessionFastPath } from "../src/fast-session.ts";
+import { createLogger } from "../src/log.ts";
+import { applyMigrations } from "../src/migrate.ts";
+import { createHmac } from "node:crypto";
+import { SignJWT, generateKeyPair } from "jose";
+
+const N = Number(process.env.N ?? 2000);
+const admin = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const name = `bench_per_request_${process.pid}`;
+const root = postgres(admin, { max: 1, onnotice: () => {} });
+await root.unsafe(`drop database if exists ${name}`);
+await root.unsafe(`create database ${name}`);
+const url = new URL(admin);
+url.pathname = `/${name}`;
+
+const config = loadConfig({
+  NODE_ENV: "production",
+  DATABASE_URL: url.toString(),
+  BETTER_AUTH_SECRET: "per-request-bench-0123456789abcdefghijklmnop",
+  BETTER_AUTH_URL: "https://auth.bench.test",
+  CORS_ORIGINS: "https://site.bench.test",
+  RATE_LIMIT: "off",
+  LOG_LEVEL: "error",
+}) as ReturnType<typeof loadConfig> & { secret: string };
+const logger = createLogger("error");
+const sql = createPool(config.databaseUrl!, { max: 10 });
+await applyMigrations(sql);
+const auth = createAuth({ config, sql, logger });
+await ensureSigningKey(auth, sql, config);
+const app = createApp({ config, auth, sql, logger, version: "bench" });
+const fast = (await createSessionFastPath(auth, sql, logger))!;
+
+const origin = "https://site.bench.test";
+const signUp = await app.handle(
+  new Request(`${config.baseUrl}/api/auth/sign-up/email`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin },
+    body: JSON.stringify({ name: "Bench", email: "bench@example.test", password: "bench-password-123", experienceLevel: "beginner" }),
+  }),
+);
+const cookie = signUp.headers.getSetCookie()[0]!.split(";")[0]!;
+const token = decodeURIComponent(cookie.slice(cookie.indexOf("=") + 1)).split(".")[0]!;
+const request = (path: string) => new Request(`${config.baseUrl}${path}`, { headers: { cookie, origin } });
+
+async function measure(label: string, work: () => Promise<unknown> | unknown) {
+  for (let i = 0; i < Math.min(200, N); i++) await work(); // warm up (JIT, prepared statements)
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < N; i++) await work();
+  const wall = (performance.now() - t0) / N;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / N;
+  console.log(`| ${label} | ${cpuMs.toFixed(3)} | ${wall.toFixed(3)} |`);
+}
+
+console.log(`N=${N} sequential requests each, bun ${Bun.version}\n`);
+console.log("| what | CPU ms / request | wall ms / request |\n|---|---:|---:|");
+await measure("get-session, Better Auth handler", async () => (await auth.handler(request("/api/auth/get-session"))).text());
+await measure("get-session, app (fast path)", async () => (await app.handle(request("/api/auth/get-session"))).text());
+await measure("/token, Better Auth handler (RS256 sign each time)", async () => (await auth.handler(request("/api/auth/token"))).text());
+await measure("/token, app (fast path, reused token)", async () => (await app.handle(request("/api/auth/token"))).text());
+await measure("Better Auth handler, GET /ok (router build + dispatch only)", async () => (await auth.handler(request("/api/auth/ok"))).text());
+await measure("/health, app (probe reused)", async () => (await app.handle(new Request(`${config.baseUrl}/health`))).text());
+await measure("piece: cookie HMAC-SHA256 check", () => createHmac("sha256", config.secret).update(token).digest("base64"));
+await measure("piece: session+user lookup, one prepared statement", () =>
+  sql`select s.*, u.* from sessions s join users u on u.id = s.user_id where s.token = ${token}`,
+);
+await measure("piece: Better Auth findSession (Kysely, join)", async () => (await auth.$context).internalAdapter.findSession(token));
+const rsa = await generateKeyPair("RS256");
+await measure("piece: RS256 JWT signature (jose)", () => new SignJWT({ sub: "x" }).setProtectedHeader({ alg: "RS256" }).sign(rsa.privateKey));
+await measure("piece: fast-path session lookup without HTTP", () => fast.getSession(request("/api/auth/get-session")));
+
+await sql.end();
+await root.unsafe(`drop database ${name} with (force)`);
+await root.end();

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Load benchmark: starts this server in production mode against a fresh database and runs the shared
+# anchors (Express + Better Auth + pg baseline, hello-world limits, pgbench, hash throughput) in the
+# same pass, so the ratios compare like with like on a shared machine.
+#   bun run bench            env: BENCH_ANCHORS (folder holding run-all.sh; default ../shared/bench
+#                            beside the checkout), CONNS=64 DURATION=10s N=1000
+# Results: bench/results/anchors/results/<timestamp>/summary.md (git-ignored); the table goes into
+# bench/RESULTS.md.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+ANCHORS="${BENCH_ANCHORS:-$ROOT/../shared/bench}"
+[[ -x "$ANCHORS/run-all.sh" || -f "$ANCHORS/run-all.sh" ]] || { echo "no run-all.sh in $ANCHORS (set BENCH_ANCHORS)" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "need wrk: apt-get install -y wrk" >&2; exit 1; }
+
+# Production mode needs an https base URL, a long secret and the load's Origin in CORS_ORIGINS;
+# rate limiting is off because the whole load comes from one IP.
+secret="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export TARGET_CMD="cd '$ROOT' && NODE_ENV=production BETTER_AUTH_SECRET=$secret BETTER_AUTH_URL=https://auth.bench.test CORS_ORIGINS=http://127.0.0.1:4220 RATE_LIMIT=off HOST=127.0.0.1 LOG_LEVEL=warn exec bun src/index.ts"
+export TARGET_LABEL="${TARGET_LABEL:-auth-server}"
+export TARGET_ORIGIN="http://127.0.0.1:4220"
+export TARGET_SIGNUP_EXTRA='{"experienceLevel":"beginner","professionalRole":"student"}'
+# Run a private copy so results and the baseline's node_modules stay out of the anchors folder.
+WORK="$ROOT/bench/results/anchors"
+mkdir -p "$WORK"
+(cd "$ANCHORS" && tar --exclude=./results --exclude=node_modules -cf - .) | (cd "$WORK" && tar -xf -)
+bash "$WORK/run-all.sh"
+latest=$(ls -1d "$WORK"/results/*/ | tail -1)
+echo "summary: ${latest}summary.md"

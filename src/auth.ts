@@ -1,0 +1,184 @@
+// Better Auth, configured for this server: Postgres through postgres.js, the hand-written snake_case
+// schema in sql/, argon2id passwords, profile fields, RS256 JWTs for APIs and bearer tokens.
+import { betterAuth } from "better-auth";
+import { APIError, createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
+import { bearer, generateExportedKeyPair, jwt } from "better-auth/plugins";
+import type { JwtOptions } from "better-auth/plugins";
+import { PostgresJSDialect } from "kysely-postgres-js";
+import type { Config } from "./config.ts";
+import type { Sql } from "./db.ts";
+import type { Logger } from "./log.ts";
+import { createPasswordHasher } from "./password.ts";
+import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
+
+/**
+ * The app resolves the client IP (src/client-ip.ts) and hands it to Better Auth in this header,
+ * overwriting whatever a client sent under the same name.
+ */
+export const CLIENT_IP_HEADER = "x-auth-server-client-ip";
+
+export interface AuthDependencies {
+  config: Config & { secret: string };
+  sql: Sql;
+  logger: Logger;
+}
+
+// Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
+const timestamps = { createdAt: "created_at", updatedAt: "updated_at" } as const;
+export const schemaMapping = {
+  user: { modelName: "users", fields: { emailVerified: "email_verified", ...timestamps } },
+  session: {
+    modelName: "sessions",
+    fields: { userId: "user_id", expiresAt: "expires_at", ipAddress: "ip_address", userAgent: "user_agent", ...timestamps },
+  },
+  account: {
+    modelName: "accounts",
+    fields: {
+      accountId: "account_id",
+      providerId: "provider_id",
+      userId: "user_id",
+      accessToken: "access_token",
+      refreshToken: "refresh_token",
+      idToken: "id_token",
+      accessTokenExpiresAt: "access_token_expires_at",
+      refreshTokenExpiresAt: "refresh_token_expires_at",
+      ...timestamps,
+    },
+  },
+  verification: { modelName: "verifications", fields: { expiresAt: "expires_at", ...timestamps } },
+  jwks: {
+    modelName: "jwks",
+    fields: { publicKey: "public_key", privateKey: "private_key", createdAt: "created_at", expiresAt: "expires_at" },
+  },
+} as const;
+
+export function jwtOptions(config: Config): JwtOptions {
+  return {
+    jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 } },
+    jwt: {
+      // RFC 7519 4.1.1 / 4.1.3: the issuer is this server; the audience is the APIs that accept it.
+      issuer: config.baseUrl,
+      audience: config.jwtAudience,
+      expirationTime: `${config.jwtExpiresInSeconds}s`,
+      // A trimmed payload: identity and profile, never the whole user row.
+      definePayload: ({ user, session }) => ({
+        email: user.email,
+        name: user.name,
+        emailVerified: user.emailVerified,
+        ...Object.fromEntries(PROFILE_FIELDS.map((field) => [field, user[field] ?? null])),
+        sid: session.id,
+      }),
+    },
+    // Clients fetch GET /api/auth/token; signing a JWT on every get-session costs an RSA signature.
+    disableSettingJwtHeader: true,
+    schema: { jwks: schemaMapping.jwks },
+  };
+}
+
+export function createAuth({ config, sql, logger }: AuthDependencies) {
+  return betterAuth({
+    appName: "auth-server",
+    baseURL: config.baseUrl,
+    basePath: "/api/auth",
+    secret: config.secret,
+    database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
+    trustedOrigins: config.corsOrigins,
+    telemetry: { enabled: false },
+    logger: {
+      level: config.logLevel,
+      log: (level, message, ...details) => logger[level](`[better-auth] ${message}`, ...details),
+    },
+    emailAndPassword: {
+      enabled: true,
+      autoSignIn: true,
+      // NIST SP 800-63B 5.1.1.2: at least 8 characters; ASVS 2.1.2: at least 64 permitted. Better
+      // Auth checks both bounds before any hashing.
+      minPasswordLength: config.passwordMinLength,
+      maxPasswordLength: config.passwordMaxLength,
+      password: createPasswordHasher(sql, logger),
+    },
+    session: {
+      ...schemaMapping.session,
+      expiresIn: config.sessionExpiresInSeconds,
+      updateAge: config.sessionUpdateAgeSeconds,
+    },
+    user: { ...schemaMapping.user, additionalFields: profileFields },
+    account: schemaMapping.account,
+    verification: schemaMapping.verification,
+    rateLimit: {
+      enabled: config.rateLimit,
+      storage: "database",
+      modelName: "rate_limits",
+      fields: { lastRequest: "last_request" },
+      // Authenticated reads are not limited per IP: a classroom behind one address loads sessions
+      // for every pupil on every page, and both verify the signed cookie before any lookup.
+      customRules: { "/get-session": false, "/token": false },
+    },
+    advanced: {
+      ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+    },
+    hooks: {
+      before: createAuthMiddleware(async (ctx) => {
+        if (ctx.path !== "/sign-up/email" && ctx.path !== "/update-user") return;
+        const body = (ctx.body ?? {}) as Record<string, unknown>;
+        // Leaving "other" clears the free-text role, so a stale one never reaches a JWT.
+        // (Set on the body itself: a hook's returned context is merged with defu, which drops nulls.)
+        if (ctx.path === "/update-user" && body.professionalRole !== undefined && body.professionalRole !== "other" && !("roleOther" in body)) {
+          body.roleOther = null;
+          return;
+        }
+        if (body.roleOther === undefined || body.roleOther === null || body.roleOther === "") return;
+        let role = body.professionalRole;
+        if (role === undefined && ctx.path === "/update-user") {
+          const current = await getSessionFromCtx(ctx);
+          role = (current?.user as Record<string, unknown> | undefined)?.professionalRole;
+        }
+        const problem = roleOtherProblem(role, body.roleOther);
+        if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
+      }),
+    },
+    plugins: [bearer(), jwt(jwtOptions(config))],
+  });
+}
+
+export type Auth = ReturnType<typeof createAuth>;
+
+export class SigningKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SigningKeyError";
+  }
+}
+
+/**
+ * Creates the first JWT signing key at start-up, under a transaction-scoped advisory lock, so
+ * instances starting together agree on one key instead of each minting its own on first use.
+ */
+export async function ensureSigningKey(auth: Auth, sql: Sql, config: Config): Promise<"created" | "present"> {
+  const context = await auth.$context;
+  return sql.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext('auth-server:jwks'))`;
+    const [latest] = await tx<{ private_key: string }[]>`
+      select private_key from jwks where expires_at is null or expires_at > now() order by created_at desc limit 1`;
+    if (latest) {
+      // A key this secret cannot decrypt would make every /token answer fail; say so at start-up.
+      const readable = await symmetricDecrypt({ key: context.secretConfig, data: JSON.parse(latest.private_key) }).then(
+        () => true,
+        () => false,
+      );
+      if (!readable) {
+        throw new SigningKeyError(
+          "the JWT signing keys in the jwks table were encrypted with another BETTER_AUTH_SECRET; restore that secret (or delete the jwks rows to mint new keys, which invalidates issued JWTs)",
+        );
+      }
+      return "present" as const;
+    }
+    const { publicWebKey, privateWebKey, alg } = await generateExportedKeyPair(jwtOptions(config));
+    const privateKey = await symmetricEncrypt({ key: context.secretConfig, data: JSON.stringify(privateWebKey) });
+    await tx`
+      insert into jwks (id, public_key, private_key, alg, created_at)
+      values (${context.generateId({ model: "jwks" }) || crypto.randomUUID()}, ${JSON.stringify(publicWebKey)}, ${JSON.stringify(privateKey)}, ${alg}, now())`;
+    return "created" as const;
+  });
+}

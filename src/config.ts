@@ -1,0 +1,199 @@
+// The one place that reads the environment: every setting is parsed and validated here and handed
+// to the rest of the server as a typed, frozen object.
+
+export type NodeEnv = "development" | "production" | "test";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface Config {
+  nodeEnv: NodeEnv;
+  port: number;
+  host: string;
+  /** undefined: run on the embedded database (development and test only). */
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  /** undefined in development until `ensureSecret` generates or loads one. */
+  secret: string | undefined;
+  baseUrl: string;
+  corsOrigins: string[];
+  trustProxy: boolean;
+  rateLimit: boolean;
+  migrateOnStart: boolean;
+  jwtExpiresInSeconds: number;
+  jwtAudience: string;
+  sessionExpiresInSeconds: number;
+  sessionUpdateAgeSeconds: number;
+  passwordMinLength: number;
+  passwordMaxLength: number;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+  dataDir: string;
+  embeddedDatabasePort: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** The value shipped in `.env.example`; refused in production like any known example secret. */
+export const EXAMPLE_SECRET = "change-me-to-a-random-string-of-at-least-32-characters";
+const EXAMPLE_SECRET_PATTERN = /change[-_ ]?me|example|your[-_ ]?secret|^(secret|password)$/i;
+// ASVS 2.10.4 / 6.2.x: the signing and encryption secret is random and long enough not to be guessed.
+export const MIN_SECRET_LENGTH = 32;
+
+type Env = Record<string, string | undefined>;
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/** "900", "900s", "15m", "1h", "7d", "2w" -> seconds. */
+export function parseDuration(variable: string, raw: string): number {
+  const match = /^(\d+)\s*(s|m|h|d|w)?$/i.exec(raw.trim());
+  if (!match) throw new ConfigError(variable, `"${raw}" is not a duration (use e.g. 900, 15m, 1h, 7d)`);
+  const seconds = Number(match[1]) * UNIT_SECONDS[(match[2] ?? "s").toLowerCase()]!;
+  if (seconds <= 0) throw new ConfigError(variable, "must be greater than zero");
+  return seconds;
+}
+
+function parseBoolean(variable: string, raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (["1", "true", "on", "yes"].includes(value)) return true;
+  if (["0", "false", "off", "no"].includes(value)) return false;
+  throw new ConfigError(variable, `"${raw}" is not on/off (use on, off, true, false, 1 or 0)`);
+}
+
+function parseInteger(variable: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(variable, `"${raw}" is not a whole number`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(variable, `must be between ${min} and ${max}`);
+  return value;
+}
+
+function parseUrl(variable: string, raw: string, protocols: string[]): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(variable, `"${raw}" is not a URL`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(variable, `must start with ${protocols.map((p) => `${p}//`).join(" or ")}`);
+  }
+  return url;
+}
+
+function parseOrigins(variable: string, raw: string): string[] {
+  const origins = raw
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+  return origins.map((origin) => {
+    const url = parseUrl(variable, origin, ["http:", "https:"]);
+    if (url.origin !== origin.replace(/\/$/, "")) {
+      throw new ConfigError(variable, `"${origin}" must be an origin only (scheme://host[:port]), no path`);
+    }
+    return url.origin;
+  });
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  };
+  const with_ = <T>(name: string, fallback: T, parse: (raw: string) => T): T => {
+    const raw = read(name);
+    return raw === undefined ? fallback : parse(raw);
+  };
+
+  const nodeEnv = with_<NodeEnv>("NODE_ENV", "development", (raw) => {
+    if (raw === "development" || raw === "production" || raw === "test") return raw;
+    throw new ConfigError("NODE_ENV", `"${raw}" is not one of development, production, test`);
+  });
+  const production = nodeEnv === "production";
+
+  const port = with_("PORT", 3001, (raw) => parseInteger("PORT", raw, 0, 65535));
+  const host = read("HOST") ?? (production ? "0.0.0.0" : "127.0.0.1");
+  const databaseUrl = with_<string | undefined>("DATABASE_URL", undefined, (raw) => {
+    parseUrl("DATABASE_URL", raw, ["postgres:", "postgresql:"]);
+    return raw;
+  });
+  if (production && !databaseUrl) {
+    throw new ConfigError("DATABASE_URL", "is required in production (the embedded database is for development only)");
+  }
+
+  const baseUrl = with_("BETTER_AUTH_URL", `http://localhost:${port || 3001}`, (raw) => {
+    const url = parseUrl("BETTER_AUTH_URL", raw, ["http:", "https:"]);
+    if (url.pathname !== "/" || url.search || url.hash) {
+      throw new ConfigError("BETTER_AUTH_URL", "must be the server's origin without a path (the auth API lives under /api/auth)");
+    }
+    return url.origin;
+  });
+  if (production && !baseUrl.startsWith("https://")) {
+    throw new ConfigError("BETTER_AUTH_URL", "must be an https:// URL in production (ASVS 9.1.1: cookies and tokens only over TLS)");
+  }
+
+  const corsOrigins = with_("CORS_ORIGINS", production ? [] : ["http://localhost:3000"], (raw) =>
+    parseOrigins("CORS_ORIGINS", raw),
+  );
+  if (production && corsOrigins.length === 0) {
+    throw new ConfigError("CORS_ORIGINS", "must list the browser origins allowed to call the server in production");
+  }
+
+  const secret = read("BETTER_AUTH_SECRET");
+  if (production) {
+    if (!secret) throw new ConfigError("BETTER_AUTH_SECRET", "is required in production (generate one: openssl rand -base64 48)");
+    if (secret.length < MIN_SECRET_LENGTH) {
+      throw new ConfigError("BETTER_AUTH_SECRET", `is too short: at least ${MIN_SECRET_LENGTH} characters in production`);
+    }
+    if (secret === EXAMPLE_SECRET || EXAMPLE_SECRET_PATTERN.test(secret)) {
+      throw new ConfigError("BETTER_AUTH_SECRET", "is an example value; generate a random one (openssl rand -base64 48)");
+    }
+  }
+
+  const passwordMinLength = with_("PASSWORD_MIN_LENGTH", 8, (raw) => parseInteger("PASSWORD_MIN_LENGTH", raw, 1, 1024));
+  // ASVS 2.1.2: permit at least 64 characters; the upper bound keeps hashing cost in check.
+  const passwordMaxLength = with_("PASSWORD_MAX_LENGTH", 128, (raw) => parseInteger("PASSWORD_MAX_LENGTH", raw, 64, 4096));
+  if (passwordMinLength > passwordMaxLength) {
+    throw new ConfigError("PASSWORD_MIN_LENGTH", "must not be greater than PASSWORD_MAX_LENGTH");
+  }
+
+  const jwtExpiresInSeconds = with_("JWT_EXPIRES_IN", 15 * 60, (raw) => parseDuration("JWT_EXPIRES_IN", raw));
+  const sessionExpiresInSeconds = with_("SESSION_EXPIRES_IN", 7 * 86400, (raw) => parseDuration("SESSION_EXPIRES_IN", raw));
+  const sessionUpdateAgeSeconds = with_("SESSION_UPDATE_AGE", 86400, (raw) => parseDuration("SESSION_UPDATE_AGE", raw));
+  if (sessionUpdateAgeSeconds > sessionExpiresInSeconds) {
+    throw new ConfigError("SESSION_UPDATE_AGE", "must not be longer than SESSION_EXPIRES_IN");
+  }
+
+  return Object.freeze({
+    nodeEnv,
+    port,
+    host,
+    databaseUrl,
+    databasePoolMax: with_("DATABASE_POOL_MAX", 10, (raw) => parseInteger("DATABASE_POOL_MAX", raw, 1, 1000)),
+    secret,
+    baseUrl,
+    corsOrigins,
+    trustProxy: with_("TRUST_PROXY", false, (raw) => parseBoolean("TRUST_PROXY", raw)),
+    rateLimit: with_("RATE_LIMIT", true, (raw) => parseBoolean("RATE_LIMIT", raw)),
+    migrateOnStart: with_("MIGRATE_ON_START", true, (raw) => parseBoolean("MIGRATE_ON_START", raw)),
+    jwtExpiresInSeconds,
+    jwtAudience: with_("JWT_AUDIENCE", baseUrl, (raw) => raw),
+    sessionExpiresInSeconds,
+    sessionUpdateAgeSeconds,
+    passwordMinLength,
+    passwordMaxLength,
+    shutdownTimeoutMs: with_("SHUTDOWN_TIMEOUT", 10_000, (raw) => parseDuration("SHUTDOWN_TIMEOUT", raw) * 1000),
+    logLevel: with_<LogLevel>("LOG_LEVEL", production ? "info" : "debug", (raw) => {
+      const value = raw.toLowerCase();
+      if (value === "debug" || value === "info" || value === "warn" || value === "error") return value;
+      throw new ConfigError("LOG_LEVEL", `"${raw}" is not one of debug, info, warn, error`);
+    }),
+    dataDir: read("DATA_DIR") ?? ".data",
+    embeddedDatabasePort: with_("EMBEDDED_DB_PORT", 5433, (raw) => parseInteger("EMBEDDED_DB_PORT", raw, 0, 65535)),
+  });
+}

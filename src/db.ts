@@ -1,0 +1,67 @@
+// The Postgres connection pool (postgres.js), shared by the migration runner, Better Auth (through
+// Kysely) and the app's own queries.
+import postgres from "postgres";
+import type { Config } from "./config.ts";
+
+export type Sql = postgres.Sql;
+
+export interface PoolOptions {
+  max: number;
+  /** Named prepared statements; off for servers that share one backend between connections. */
+  prepare?: boolean;
+}
+
+export function createPool(url: string, options: PoolOptions): Sql {
+  return postgres(url, {
+    max: options.max,
+    prepare: options.prepare ?? true,
+    idle_timeout: 60,
+    connect_timeout: 10,
+    onnotice: () => {},
+    connection: { application_name: "auth-server" },
+  });
+}
+
+/** Postgres answers within `timeoutMs`, or the reason it did not. */
+export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<{ ok: true } | { ok: false; reason: string }> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    await Promise.race([sql`select 1`, timeout]);
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface Database {
+  sql: Sql;
+  url: string;
+  /** True when the server runs its own embedded database (no DATABASE_URL). */
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/** The configured database, or the embedded one when no DATABASE_URL is set outside production. */
+export async function openDatabase(config: Pick<Config, "databaseUrl" | "databasePoolMax" | "dataDir" | "embeddedDatabasePort">): Promise<Database> {
+  if (config.databaseUrl) {
+    const sql = createPool(config.databaseUrl, { max: config.databasePoolMax });
+    return { sql, url: config.databaseUrl, embedded: false, close: () => sql.end({ timeout: 5 }) };
+  }
+  const { startEmbeddedDatabase, EMBEDDED_POOL_MAX } = await import("./embedded-db.ts");
+  const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedDatabasePort);
+  const sql = createPool(embedded.url, { max: EMBEDDED_POOL_MAX });
+  return {
+    sql,
+    url: embedded.url,
+    embedded: true,
+    async close() {
+      await sql.end({ timeout: 5 });
+      await embedded.stop();
+    },
+  };
+}

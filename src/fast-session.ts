@@ -1,0 +1,187 @@
+// Fast answers for the two hottest reads, GET /api/auth/get-session and GET /api/auth/token.
+// Better Auth 1.7 rebuilds its whole router inside the handler on every request and builds the
+// session+user query through Kysely each time (together most of its ~1 ms of CPU per get-session).
+// For the common case (a validly signed session cookie, a live session, no refresh due, no options)
+// these answer with one prepared statement and the same JSON; every other case returns null and
+// Better Auth answers as usual. test/fast-session.test.ts proves both answers identical.
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { symmetricDecrypt } from "better-auth/crypto";
+import { getAuthTables } from "better-auth/db";
+import { signJWT, toExpJWT as toExp } from "better-auth/plugins";
+import type { JwtOptions } from "better-auth/plugins";
+import { parseCookies } from "better-call";
+import { importJWK } from "jose";
+import type { Auth } from "./auth.ts";
+import type { Sql } from "./db.ts";
+import type { Logger } from "./log.ts";
+
+export interface SessionFastPath {
+  /** The get-session answer, or null when Better Auth must answer. */
+  getSession(request: Request): Promise<Response | null>;
+  /** The /token answer, or null when Better Auth must answer. */
+  token(request: Request): Promise<Response | null>;
+}
+
+type Field = { key: string; column: string };
+type SessionPair = { session: Record<string, unknown>; user: Record<string, unknown> };
+
+const JSON_HEADERS = { "content-type": "application/json" };
+// How long a decrypted, imported signing key is reused before the jwks table is read again; a
+// rotated key is picked up within this time (old keys stay in the JWKS for their grace period).
+const SIGNING_KEY_TTL_MS = 60_000;
+// Value types the lookup returns exactly as Better Auth's adapter does; anything else (json,
+// bigint, arrays from future plugins) switches the fast path off rather than risk a different answer.
+const PLAIN_TYPES = new Set(["string", "boolean", "date", "number"]);
+// A JWT minted for a session is handed out again for at most this long (or a quarter of its
+// lifetime, if shorter) while the session and the user row are unchanged: clients that ask for a
+// token before every API call cost one lookup instead of an RSA signature each time. The session is
+// still looked up on every request, so a revoked session never gets a cached token.
+const TOKEN_REUSE_MS = 60_000;
+const TOKEN_CACHE_ENTRIES = 10_000;
+
+const quote = (identifier: string) => `"${identifier.replaceAll('"', '""')}"`;
+
+function outputFields(table: { fields: Record<string, { type: unknown; fieldName?: string; returned?: boolean; bigint?: boolean }> }): Field[] | null {
+  const fields: Field[] = [{ key: "id", column: "id" }];
+  for (const [key, field] of Object.entries(table.fields)) {
+    if (field.returned === false) continue;
+    if (typeof field.type !== "string" || !PLAIN_TYPES.has(field.type) || field.bigint) return null;
+    fields.push({ key, column: field.fieldName ?? key });
+  }
+  return fields;
+}
+
+export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger): Promise<SessionFastPath | null> {
+  const options = auth.options as typeof auth.options & Record<string, any>;
+  const session = options.session as Record<string, any> | undefined;
+  if (session?.cookieCache?.enabled || options.secondaryStorage || session?.deferSessionRefresh || session?.disableSessionRefresh) {
+    logger.debug("session fast path off: cookie cache, secondary storage or refresh options are set");
+    return null;
+  }
+  const context = await auth.$context;
+  const tables = getAuthTables(options) as Record<string, any>;
+  const sessionFields = outputFields(tables.session);
+  const userFields = outputFields(tables.user);
+  if (!sessionFields || !userFields) {
+    logger.debug("session fast path off: the session or user schema has fields it does not map");
+    return null;
+  }
+  const column = (model: string, key: string) => quote(tables[model].fields[key].fieldName ?? key);
+  const lookupText =
+    `select ${[...sessionFields.map((f, i) => `s.${quote(f.column)} as s${i}`), ...userFields.map((f, i) => `u.${quote(f.column)} as u${i}`)].join(", ")}` +
+    ` from ${quote(tables.session.modelName)} s join ${quote(tables.user.modelName)} u on u.id = s.${column("session", "userId")}` +
+    ` where s.${column("session", "token")} = $1`;
+
+  const cookies = context.authCookies;
+  const secret = context.secret;
+  const { expiresIn, updateAge } = context.sessionConfig;
+
+  /** The session token of a request that the fast path may answer, or null. */
+  function sessionTokenOf(request: Request): string | null {
+    if (request.headers.has("authorization")) return null; // bearer plugin: Better Auth converts it
+    if (request.url.includes("?")) return null; // disableRefresh, disableCookieCache, ...
+    const header = request.headers.get("cookie");
+    if (!header) return null;
+    const jar = parseCookies(header);
+    if (jar.has(cookies.dontRememberToken.name)) return null;
+    for (const name of jar.keys()) if (name.startsWith(cookies.sessionData.name)) return null;
+    const value = jar.get(cookies.sessionToken.name);
+    if (!value) return null;
+    // Signed cookie: token "." base64(HMAC-SHA256(secret, token)), as better-call verifies it.
+    const dot = value.lastIndexOf(".");
+    if (dot < 1) return null;
+    const token = value.slice(0, dot);
+    const signature = value.slice(dot + 1);
+    if (signature.length !== 44 || !signature.endsWith("=")) return null;
+    const expected = createHmac("sha256", secret).update(token).digest("base64");
+    return timingSafeEqual(Buffer.from(signature), Buffer.from(expected)) ? token : null;
+  }
+
+  /** The live session and its user, as Better Auth's get-session returns them, or null. */
+  async function lookup(request: Request): Promise<SessionPair | null> {
+    const token = sessionTokenOf(request);
+    if (!token) return null;
+    const [row] = await sql.unsafe(lookupText, [token], { prepare: true });
+    if (!row) return null;
+    const pair: SessionPair = { session: {}, user: {} };
+    sessionFields!.forEach((field, i) => (pair.session[field.key] = row[`s${i}`]));
+    userFields!.forEach((field, i) => (pair.user[field.key] = row[`u${i}`]));
+    const expiresAt = (pair.session.expiresAt as Date).getTime();
+    const now = Date.now();
+    if (expiresAt <= now) return null; // expired: Better Auth deletes it and clears the cookie
+    if (expiresAt - expiresIn * 1000 + updateAge * 1000 <= now) return null; // refresh due: Better Auth slides it
+    return pair;
+  }
+
+  const jwtPlugin = options.plugins?.find((plugin: { id: string }) => plugin.id === "jwt") as { options?: JwtOptions } | undefined;
+  const jwtOptions = jwtPlugin?.options;
+  const tokenFastPath = Boolean(jwtPlugin && !jwtOptions?.jwt?.sign && !jwtOptions?.jwks?.remoteUrl && !jwtOptions?.adapter);
+  const algorithm = jwtOptions?.jwks?.keyPairConfig?.alg ?? "EdDSA";
+  const jwksTable = tables.jwks;
+  const keyQuery = jwksTable
+    ? `select id, ${column("jwks", "privateKey")} as private_key, ${column("jwks", "alg")} as alg from ${quote(jwksTable.modelName)}` +
+      ` where (${column("jwks", "alg")} = $1 or ${column("jwks", "alg")} is null)` +
+      ` and (${column("jwks", "expiresAt")} is null or ${column("jwks", "expiresAt")} > now())` +
+      ` order by ${column("jwks", "createdAt")} desc limit 1`
+    : "";
+  let signingKey: { value: Promise<{ alg: string; kid: string; privateKey: CryptoKey | Uint8Array } | null>; loadedAt: number } | undefined;
+
+  async function loadSigningKey() {
+    const [row] = await sql.unsafe(keyQuery, [algorithm], { prepare: true });
+    if (!row) return null; // no key yet: Better Auth mints one
+    const privateJwk = jwtOptions?.jwks?.disablePrivateKeyEncryption
+      ? row.private_key
+      : await symmetricDecrypt({ key: context.secretConfig, data: JSON.parse(row.private_key) });
+    const alg = row.alg ?? algorithm;
+    return { alg, kid: row.id as string, privateKey: (await importJWK(JSON.parse(privateJwk), alg)) as CryptoKey | Uint8Array };
+  }
+
+  function currentSigningKey() {
+    if (!signingKey || Date.now() - signingKey.loadedAt > SIGNING_KEY_TTL_MS) {
+      const value = loadSigningKey();
+      signingKey = { value, loadedAt: Date.now() };
+      value.catch(() => (signingKey = undefined));
+    }
+    return signingKey.value;
+  }
+
+  type Minted = { jwt: string; version: string; reuseUntil: number };
+  const minted = new Map<string, Minted>();
+  const remember = (token: string, entry: Minted) => {
+    minted.delete(token);
+    minted.set(token, entry);
+    if (minted.size > TOKEN_CACHE_ENTRIES) minted.delete(minted.keys().next().value!);
+  };
+  const lifetimeMs = () => {
+    const configured = jwtOptions?.jwt?.expirationTime ?? "15m";
+    const iat = Math.floor(Date.now() / 1000);
+    return typeof configured === "string" ? (toExp(configured, iat) - iat) * 1000 : 0;
+  };
+  const reuseMs = Math.min(TOKEN_REUSE_MS, lifetimeMs() / 4);
+
+  return {
+    async getSession(request) {
+      const pair = await lookup(request);
+      return pair ? new Response(JSON.stringify(pair), { headers: JSON_HEADERS }) : null;
+    },
+    async token(request) {
+      if (!tokenFastPath) return null;
+      const pair = await lookup(request);
+      if (!pair) return null;
+      const sessionToken = pair.session.token as string;
+      // Any change to the user row (profile, ban, ...) or a slid session mints a fresh token.
+      const version = `${(pair.user.updatedAt as Date).getTime()}:${(pair.session.expiresAt as Date).getTime()}`;
+      const cached = minted.get(sessionToken);
+      if (cached && cached.version === version && cached.reuseUntil > Date.now()) {
+        return new Response(JSON.stringify({ token: cached.jwt }), { headers: JSON_HEADERS });
+      }
+      const resolvedKey = await currentSigningKey();
+      if (!resolvedKey) return null;
+      const claims = jwtOptions?.jwt?.definePayload ? await jwtOptions.jwt.definePayload(pair as any) : pair.user;
+      const payload = { iat: Math.floor(Date.now() / 1000), ...claims, sub: (await jwtOptions?.jwt?.getSubject?.(pair as any)) ?? (pair.user.id as string) };
+      const jwt = await signJWT({ context } as any, { options: jwtOptions, payload, resolvedKey } as any);
+      if (reuseMs > 0) remember(sessionToken, { jwt, version, reuseUntil: Date.now() + reuseMs });
+      return new Response(JSON.stringify({ token: jwt }), { headers: JSON_HEADERS });
+    },
+  };
+}

@@ -1,0 +1,93 @@
+// Start and stop: config, database (embedded in development when no DATABASE_URL), migrations,
+// the first signing key, then the HTTP server; SIGTERM/SIGINT drain in-flight requests and exit 0.
+import packageJson from "../package.json" with { type: "json" };
+import { MAX_BODY_BYTES, createApp } from "./app.ts";
+import { createAuth, ensureSigningKey, SigningKeyError } from "./auth.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
+import { openDatabase } from "./db.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { applyMigrations, MigrationError } from "./migrate.ts";
+import { ensureSecret } from "./secret.ts";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startServer(baseConfig: Config, logger: Logger = createLogger(baseConfig.logLevel)): Promise<RunningServer> {
+  const config = ensureSecret(baseConfig, logger);
+  const database = await openDatabase(config);
+  try {
+    if (database.embedded) {
+      logger.info(`embedded database (PGlite, data in ${config.dataDir}) at ${database.url}`);
+    }
+    if (config.migrateOnStart) {
+      const applied = await applyMigrations(database.sql);
+      if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
+    }
+    const auth = createAuth({ config, sql: database.sql, logger });
+    if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
+    const app = createApp({ config, auth, sql: database.sql, logger, version: packageJson.version });
+    app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
+    const server = app.server!;
+    const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+    logger.info(`auth-server ${packageJson.version} listening on ${url} (${config.nodeEnv})`);
+
+    let stopping: Promise<void> | undefined;
+    const stop = () =>
+      (stopping ??= (async () => {
+        // Stop accepting, let in-flight requests finish up to the bound, then cut what is left.
+        const drained = server.stop(false);
+        const timedOut = await Promise.race([
+          drained.then(() => false),
+          Bun.sleep(config.shutdownTimeoutMs).then(() => true),
+        ]);
+        if (timedOut) {
+          logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms; closing them`);
+          await server.stop(true);
+        }
+        await database.close();
+      })());
+    return { url, port: server.port!, databaseUrl: database.url, stop };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
+if (import.meta.main) {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`auth-server: configuration error: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  let running: RunningServer;
+  try {
+    running = await startServer(config, logger);
+  } catch (error) {
+    if (error instanceof MigrationError) logger.error(`migrations: ${error.message}`);
+    else if (error instanceof SigningKeyError) logger.error(`signing keys: ${error.message}`);
+    else logger.error("start-up failed", error);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    logger.info(`${signal}: shutting down`);
+    running.stop().then(
+      () => process.exit(0),
+      (error) => {
+        logger.error("shutdown failed", error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}

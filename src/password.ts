@@ -1,0 +1,49 @@
+// Password hashing: argon2id through Bun.password at OWASP's recommended parameters, with Better
+// Auth's legacy scrypt format still accepted and upgraded at the next successful sign-in.
+import { verifyPassword as verifyScrypt } from "better-auth/crypto";
+import type { Sql } from "./db.ts";
+import type { Logger } from "./log.ts";
+
+// OWASP Password Storage Cheat Sheet (argon2id): m=19 MiB, t=2, p=1. ASVS 2.4.1.
+// Bun.password always uses parallelism 1.
+export const ARGON2ID = { algorithm: "argon2id", memoryCost: 19 * 1024, timeCost: 2 } as const;
+
+const LEGACY_SCRYPT = /^[0-9a-f]{32}:[0-9a-f]{128}$/i;
+
+export function hashPassword(password: string): Promise<string> {
+  return Bun.password.hash(password, ARGON2ID);
+}
+
+export function isLegacyScryptHash(hash: string): boolean {
+  return LEGACY_SCRYPT.test(hash);
+}
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(input: { hash: string; password: string }): Promise<boolean>;
+}
+
+/**
+ * Better Auth's `emailAndPassword.password` implementation. A legacy scrypt hash that verifies is
+ * replaced by an argon2id hash of the same password in `accounts`, so migrated users keep their
+ * passwords and move to the stronger hash without noticing.
+ */
+export function createPasswordHasher(sql: Sql, logger: Logger): PasswordHasher {
+  return {
+    hash: hashPassword,
+    async verify({ hash, password }) {
+      if (hash.startsWith("$argon2")) return Bun.password.verify(password, hash, "argon2id");
+      if (!isLegacyScryptHash(hash)) {
+        logger.warn("a stored password hash has an unknown format; the sign-in is refused");
+        return false;
+      }
+      if (!(await verifyScrypt({ hash, password }))) return false;
+      const upgraded = await hashPassword(password);
+      await sql`
+        update accounts set password = ${upgraded}, updated_at = now()
+        where provider_id = 'credential' and password = ${hash}`;
+      logger.info("upgraded a legacy scrypt password hash to argon2id");
+      return true;
+    },
+  };
+}

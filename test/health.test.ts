@@ -1,0 +1,174 @@
+// GET /health: liveness plus database reachability, answering 503 with a reason within about a second
+// and a half when Postgres is refused, hangs or goes away; and the JSON 404 for unknown routes.
+import { describe, expect, test } from "bun:test";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { createApp, HEALTH_PROBE_REUSE_MS } from "../src/app.ts";
+import { createAuth } from "../src/auth.ts";
+import type { Config } from "../src/config.ts";
+import { createPool } from "../src/db.ts";
+import { applyMigrations } from "../src/migrate.ts";
+import {
+  ADMIN_URL,
+  cleanUpAfterFile,
+  createTestApp,
+  createTestDatabase,
+  freePort,
+  onCleanup,
+  quietLogger,
+  testConfig,
+} from "./helpers.ts";
+
+cleanUpAfterFile();
+
+const t = await createTestApp();
+
+/** The app in process on a pool that reaches Postgres (or not) at `url`. */
+function appOn(url: string) {
+  const config = testConfig({ DATABASE_URL: url }) as Config & { secret: string };
+  const sql = createPool(url, { max: 2 });
+  onCleanup(() => sql.end({ timeout: 0 }));
+  const auth = createAuth({ config, sql, logger: quietLogger });
+  const app = createApp({ config, auth, sql, logger: quietLogger, version: "test" });
+  return (path: string, init?: RequestInit) => app.handle(new Request(new URL(path, config.baseUrl).toString(), init));
+}
+
+/** GET /health, with the time it took. */
+async function health(request: ReturnType<typeof appOn>) {
+  const started = performance.now();
+  const response = await request("/health");
+  const body = (await response.json()) as Record<string, unknown>;
+  return { status: response.status, body, ms: performance.now() - started };
+}
+
+function withPort(url: string, port: number, database?: string): string {
+  const target = new URL(url);
+  target.hostname = "127.0.0.1";
+  target.port = String(port);
+  if (database) target.pathname = `/${database}`;
+  return target.toString();
+}
+
+/** A TCP proxy to the test Postgres that can be cut and restored on the same port. */
+function postgresProxy() {
+  const upstream = new URL(ADMIN_URL);
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const start = () =>
+    new Promise<number>((resolve, reject) => {
+      server = createServer((client) => {
+        const backend = connect(Number(upstream.port || 5432), upstream.hostname);
+        for (const socket of [client, backend]) {
+          sockets.add(socket);
+          socket.on("close", () => sockets.delete(socket));
+        }
+        client.on("error", () => backend.destroy());
+        backend.on("error", () => client.destroy());
+        client.pipe(backend).pipe(client);
+      });
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        port = (server!.address() as { port: number }).port;
+        resolve(port);
+      });
+    });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      if (!server) return resolve();
+      server.close(() => resolve());
+      server = undefined;
+    });
+  onCleanup(stop);
+  return { start, stop };
+}
+
+describe("GET /health", () => {
+  test("answers 200 with status ok, the service name, its version and the current time", async () => {
+    const response = await t.request("/health");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    const body = (await response.json()) as Record<string, string>;
+    expect(Object.keys(body).sort()).toEqual(["service", "status", "timestamp", "version"]);
+    expect(body).toMatchObject({ status: "ok", service: "auth-server", version: "test" });
+    expect(body.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    expect(Math.abs(Date.parse(body.timestamp!) - Date.now())).toBeLessThan(5000);
+  });
+
+  test("with the database refused it answers 503, status degraded and a reason, within 1.5 s", async () => {
+    const request = appOn(withPort(ADMIN_URL, freePort()));
+    const { status, body, ms } = await health(request);
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ status: "degraded", service: "auth-server", version: "test" });
+    expect(body.reason).toStartWith("database: ");
+    expect(ms).toBeLessThan(1500);
+  });
+
+  test("with a database that accepts connections but never answers it answers 503 within 1.5 s", async () => {
+    const silent = createServer(() => {});
+    const held: Socket[] = [];
+    silent.on("connection", (socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    onCleanup(() => new Promise((resolve) => (held.forEach((socket) => socket.destroy()), silent.close(resolve))));
+    const request = appOn(withPort(ADMIN_URL, (silent.address() as { port: number }).port));
+
+    const { status, body, ms } = await health(request);
+
+    expect(status).toBe(503);
+    expect(body.status).toBe("degraded");
+    expect(body.reason).toContain("did not answer within");
+    expect(ms).toBeLessThan(1500);
+  });
+
+  test("when the database goes away it turns 503 within 1.5 s of the last good probe's reuse window, and back to 200 when it returns", async () => {
+    const db = await createTestDatabase("health_proxy");
+    await applyMigrations(db.sql);
+    const proxy = postgresProxy();
+    const port = await proxy.start();
+    const request = appOn(withPort(ADMIN_URL, port, db.name));
+
+    expect((await health(request)).status).toBe(200);
+
+    await proxy.stop();
+    await Bun.sleep(HEALTH_PROBE_REUSE_MS + 50);
+    const down = await health(request);
+    expect(down.status).toBe(503);
+    expect(down.body.status).toBe("degraded");
+    expect(typeof down.body.reason).toBe("string");
+    expect(down.ms).toBeLessThan(1500);
+
+    // A failure is never reused: the next probe after the database returns answers 200.
+    await proxy.start();
+    let recovered = 0;
+    for (let attempt = 0; attempt < 20 && recovered !== 200; attempt++) {
+      recovered = (await health(request)).status;
+      if (recovered !== 200) await Bun.sleep(100);
+    }
+    expect(recovered).toBe(200);
+  });
+
+  test("concurrent probes while the database is refused all answer 503", async () => {
+    const request = appOn(withPort(ADMIN_URL, freePort()));
+    const results = await Promise.all(Array.from({ length: 5 }, () => health(request)));
+    expect(results.map((result) => result.status)).toEqual([503, 503, 503, 503, 503]);
+  });
+});
+
+describe("unknown routes", () => {
+  test.each([
+    ["GET", "/nope"],
+    ["POST", "/nope/deeper"],
+    ["DELETE", "/health"],
+    ["GET", "/api/auth"],
+    ["GET", "/api/auth/no-such-endpoint"],
+    ["POST", "/api/auth/no-such-endpoint"],
+    ["GET", "/api/auth/sign-in/email"],
+  ])("%s %s answers a JSON 404 with code NOT_FOUND", async (method, path) => {
+    const response = await t.request(path, { method });
+    expect(response.status).toBe(404);
+    expect(response.headers.get("content-type") ?? "(none)").toContain("application/json");
+    const body = (await response.json()) as { code: string; message: string };
+    expect(body.code).toBe("NOT_FOUND");
+    expect(typeof body.message).toBe("string");
+  });
+});

@@ -1,0 +1,279 @@
+// Test helpers, defined once: a fresh Postgres database per test file, the app in process or on a
+// real port, and Better Auth's own client with a cookie jar.
+import { afterAll } from "bun:test";
+import type { Subprocess } from "bun";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createAuthClient } from "better-auth/client";
+import { jwtClient } from "better-auth/client/plugins";
+import type { BetterAuthClientPlugin } from "better-auth/client";
+import makeFetchCookie from "fetch-cookie";
+import postgres from "postgres";
+import { CookieJar } from "tough-cookie";
+import { createApp, type App } from "../src/app.ts";
+import { createAuth, ensureSigningKey, type Auth } from "../src/auth.ts";
+import { loadConfig, type Config } from "../src/config.ts";
+import { createPool, type Sql } from "../src/db.ts";
+import { createLogger, type Logger } from "../src/log.ts";
+import { applyMigrations } from "../src/migrate.ts";
+import { startServer, type RunningServer } from "../src/index.ts";
+import { profileFields } from "../src/profile.ts";
+
+/** The Postgres the tests create their databases in (DATABASE_URL, or the local one). */
+export const ADMIN_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+export const TEST_SECRET = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+export const SITE_ORIGIN = "http://localhost:3000";
+export const PASSWORD = "correct horse battery";
+
+const cleanups: Array<() => Promise<unknown>> = [];
+/** Runs every pending cleanup, last registered first. */
+export async function runCleanups(): Promise<void> {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+}
+// This hook belongs to the first test file that imports this module: in a run of several files the
+// module is loaded once, so every other file's cleanups wait for that file's own `cleanUpAfterFile()`.
+afterAll(runCleanups);
+/** Runs this file's cleanups after its last test; call once at the top of a test file. */
+export function cleanUpAfterFile(): void {
+  afterAll(runCleanups);
+}
+/** Runs `cleanup` after the current test file, last registered first. */
+export function onCleanup(cleanup: () => Promise<unknown>): void {
+  cleanups.push(cleanup);
+}
+
+function databaseUrl(name: string): string {
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** A pool for the test's own queries (the "Python reader" view of the schema). */
+  sql: Sql;
+}
+
+/** A new, empty database, dropped after the test file. */
+export async function createTestDatabase(label = "t"): Promise<TestDatabase> {
+  const name = `auth_test_${label.replace(/[^a-z0-9]/gi, "_").toLowerCase()}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database "${name}"`);
+  await admin.end();
+  const url = databaseUrl(name);
+  const sql = createPool(url, { max: 4 });
+  onCleanup(async () => {
+    await sql.end({ timeout: 1 });
+    const dropper = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+    await dropper.unsafe(`drop database if exists "${name}" with (force)`);
+    await dropper.end();
+  });
+  return { name, url, sql };
+}
+
+/** Config as the server would read it from an environment, with test defaults. */
+export function testConfig(env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({
+    NODE_ENV: "test",
+    BETTER_AUTH_SECRET: TEST_SECRET,
+    BETTER_AUTH_URL: "http://localhost:3001",
+    CORS_ORIGINS: SITE_ORIGIN,
+    RATE_LIMIT: "off",
+    LOG_LEVEL: "error",
+    ...env,
+  });
+}
+
+export const quietLogger: Logger = createLogger("error", () => {});
+
+export interface TestApp {
+  app: App;
+  auth: Auth;
+  config: Config;
+  db: TestDatabase;
+  /** Sends a request through the app in process (no port). */
+  request(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+}
+
+/** The app in process on a fresh, migrated database. */
+export async function createTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+  const db = await createTestDatabase("app");
+  const config = testConfig({ DATABASE_URL: db.url, ...env }) as Config & { secret: string };
+  const appSql = createPool(db.url, { max: config.databasePoolMax });
+  onCleanup(() => appSql.end({ timeout: 1 }));
+  await applyMigrations(appSql);
+  const auth = createAuth({ config, sql: appSql, logger: quietLogger });
+  await ensureSigningKey(auth, appSql, config);
+  const app = createApp({ config, auth, sql: appSql, logger: quietLogger, version: "test" });
+  const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
+    const { json, ...rest } = init;
+    const headers = new Headers(rest.headers);
+    if (!headers.has("origin")) headers.set("origin", SITE_ORIGIN);
+    if (json !== undefined) headers.set("content-type", "application/json");
+    return app.handle(
+      new Request(new URL(path, config.baseUrl).toString(), { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
+    );
+  };
+  return { app, auth, config, db, request };
+}
+
+/** The whole server (src/index.ts) on a free loopback port and a fresh database; stopped after the file. */
+export async function startTestServer(env: Record<string, string | undefined> = {}): Promise<RunningServer & { db: TestDatabase; config: Config }> {
+  const db = await createTestDatabase("server");
+  const config = testConfig({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", ...env });
+  const running = await startServer(config, quietLogger);
+  onCleanup(() => running.stop());
+  return { ...running, db, config };
+}
+
+/** Better Auth's own browser client, with a cookie jar, talking to `target` from the site's origin. */
+export function createTestClient(target: { baseUrl: string; fetch?: typeof fetch }, origin = SITE_ORIGIN) {
+  const jar = new CookieJar();
+  const fetchWithCookies = makeFetchCookie(target.fetch ?? fetch, jar);
+  const client = createAuthClient({
+    baseURL: target.baseUrl,
+    fetchOptions: { customFetchImpl: fetchWithCookies as unknown as typeof fetch, headers: { origin } },
+    plugins: [jwtClient(), profileFieldsClient],
+  });
+  return { client, jar };
+}
+
+/** Lets the client send the server's profile fields with sign-up and update-user. */
+const profileFieldsClient = {
+  id: "profile-fields",
+  $InferServerPlugin: {} as { id: "profile-fields"; schema: { user: { fields: typeof profileFields } } },
+} satisfies BetterAuthClientPlugin;
+
+/** A fetch that answers from the in-process app, for the client without a port. */
+export function inProcessFetch(app: App): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const request = input instanceof Request ? new Request(input, init) : new Request(String(input), init);
+    const response = await app.handle(request);
+    // A real fetch reports the URL it answered for; the cookie jar files cookies under it.
+    Object.defineProperty(response, "url", { value: request.url });
+    return response;
+  }) as typeof fetch;
+}
+
+let userCounter = 0;
+export function uniqueEmail(prefix = "user"): string {
+  return `${prefix}-${Date.now().toString(36)}-${++userCounter}@example.test`;
+}
+
+/** Signs a user up over HTTP; returns the user, the session token and the cookie header to send. */
+export async function signUp(
+  t: Pick<TestApp, "request">,
+  fields: Record<string, unknown> = {},
+): Promise<{ email: string; userId: string; token: string; cookie: string; response: Response }> {
+  const email = (fields.email as string) ?? uniqueEmail();
+  const response = await t.request("/api/auth/sign-up/email", {
+    method: "POST",
+    json: { name: "Test User", email, password: PASSWORD, ...fields },
+  });
+  if (response.status !== 200) throw new Error(`sign-up failed: ${response.status} ${await response.text()}`);
+  const body = (await response.clone().json()) as { token: string; user: { id: string } };
+  return { email, userId: body.user.id, token: body.token, cookie: sessionCookieOf(response), response };
+}
+
+/** The `name=value` of the session cookie a response sets. */
+export function sessionCookieOf(response: Response): string {
+  const cookie = response.headers.getSetCookie().find((c) => c.includes("session_token="));
+  if (!cookie) throw new Error("no session cookie in the response");
+  return cookie.split(";")[0]!;
+}
+
+/** The project folder, where `bun run ...` and `bun src/index.ts` are run from. */
+export const PROJECT_DIR = resolve(import.meta.dir, "..");
+
+/** A new temporary folder, removed after the test file. */
+export function createTempDir(label = "tmp"): string {
+  const dir = mkdtempSync(join(tmpdir(), `auth-test-${label}-`));
+  onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A loopback port that is free right now (bound on port 0, then released). */
+export function freePort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const { port } = listener;
+  listener.stop(true);
+  return port;
+}
+
+export interface ProjectProcess {
+  process: Subprocess<"ignore", "pipe", "pipe">;
+  /** Everything written to stdout and stderr so far. */
+  output(): string;
+  /** Waits for the exit code, or fails after `timeoutMs`. */
+  exited(timeoutMs?: number): Promise<number>;
+}
+
+/**
+ * Runs a command in the project folder with only `env` (plus PATH and HOME): nothing of the test
+ * runner's own environment, DATABASE_URL included, leaks in. Killed after the test file if still running.
+ */
+export function spawnProject(command: string[], env: Record<string, string>): ProjectProcess {
+  const child = Bun.spawn(command, {
+    cwd: PROJECT_DIR,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? tmpdir(), ...env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let text = "";
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
+  onCleanup(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await child.exited;
+  });
+  return {
+    process: child,
+    output: () => text,
+    async exited(timeoutMs = 10_000) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${command.join(" ")} still running after ${timeoutMs} ms; output:\n${text}`)), timeoutMs);
+      });
+      try {
+        const code = await Promise.race([child.exited, timeout]);
+        await drained;
+        return code;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Polls `url`/health until it answers 200; fails early if the process exits. */
+export async function waitForHealth(url: string, child: ProjectProcess, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) throw new Error(`server exited with ${child.process.exitCode}; output:\n${child.output()}`);
+    const status = await fetch(`${url}/health`).then((response) => response.status, () => 0);
+    if (status === 200) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`${url}/health did not answer 200 within ${timeoutMs} ms; output:\n${child.output()}`);
+}
+
+export interface IdentityRowCounts {
+  users: number;
+  accounts: number;
+  sessions: number;
+}
+
+/** Row counts of the identity tables, to prove that a refused request wrote nothing. */
+export async function countIdentityRows(sql: Sql): Promise<IdentityRowCounts> {
+  const [row] = await sql<IdentityRowCounts[]>`
+    select (select count(*)::int from users) as users,
+           (select count(*)::int from accounts) as accounts,
+           (select count(*)::int from sessions) as sessions`;
+  return row!;
+}
