@@ -9,10 +9,9 @@ import { checkDatabase, type Sql } from "./db.ts";
 import { errorResponse } from "./errors.ts";
 import { createSessionFastPath } from "./fast-session.ts";
 import type { Logger } from "./log.ts";
+import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
 
-// Largest request body accepted; auth requests are a few hundred bytes. Bun.serve enforces the same
-// bound on the socket (src/index.ts), this check covers in-process use.
-export const MAX_BODY_BYTES = 64 * 1024;
+export { MAX_BODY_BYTES } from "./request-guard.ts";
 // A successful database probe is reused this long, so a load balancer polling /health (or a load
 // test) costs one query a second, not one per request. Failures are never reused.
 export const HEALTH_PROBE_REUSE_MS = 1000;
@@ -40,11 +39,16 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     logger.error("session fast path disabled", error);
     return null;
   });
-  const toBetterAuth = (request: Request, server: Parameters<typeof clientIp>[1]) => {
-    const ip = clientIp(request, server, config.trustProxy);
+  const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
+    const request = await guardAuthRequest(received);
+    if (request instanceof Response) return request;
+    const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
-    return auth.handler(request);
+    const response = await auth.handler(request);
+    // Better Auth answers an unknown endpoint (or a known one with the wrong method) with an empty 404.
+    if (response.status === 404 && !response.headers.get("content-type")) return errorResponse(404, "NOT_FOUND", "no such route");
+    return response;
   };
 
   return new Elysia()
@@ -60,9 +64,7 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     )
     .onRequest(({ request }) => {
       const length = Number(request.headers.get("content-length") ?? 0);
-      if (length > MAX_BODY_BYTES) {
-        return errorResponse(413, "PAYLOAD_TOO_LARGE", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-      }
+      if (length > MAX_BODY_BYTES) return payloadTooLarge();
     })
     .onError(({ code, error }) => {
       if (code === "NOT_FOUND") return errorResponse(404, "NOT_FOUND", "no such route");

@@ -117,6 +117,10 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
     },
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+      // Better Auth skips its Origin/CSRF checks whenever NODE_ENV=test; this server keeps them on in
+      // every environment (ASVS 4.2.2, 13.2.3), so what the tests prove is what production runs.
+      disableOriginCheck: false,
+      disableCSRFCheck: false,
     },
     hooks: {
       before: createAuthMiddleware(async (ctx) => {
