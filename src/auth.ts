@@ -1,7 +1,7 @@
 // Better Auth, configured for this server: Postgres through postgres.js, the hand-written snake_case
 // schema in sql/, argon2id passwords, profile fields, RS256 JWTs for APIs and bearer tokens.
 import { betterAuth } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
 import { bearer, generateExportedKeyPair, jwt } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
@@ -88,6 +88,19 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
     logger: {
       level: config.logLevel,
       log: (level, message, ...details) => logger[level](`[better-auth] ${message}`, ...details),
+    },
+    // Errors raised outside an endpoint (its middlewares, e.g. the origin check refusing a cookie-bearing
+    // request) Better Auth prints as ERROR through its own console logger, bypassing `logger` below.
+    // Client errors become debug lines here; server errors stay errors. The answer is unchanged: Better
+    // Auth still turns the error into its response after this hook (better-call's router).
+    onAPIError: {
+      onError: (error) => {
+        if (isAPIError(error) && error.statusCode < 500) {
+          logger.debug(`[better-auth] ${error.statusCode} ${String(error.body?.code ?? error.status)}: ${error.message}`);
+        } else {
+          logger.error("[better-auth] request failed", error);
+        }
+      },
     },
     emailAndPassword: {
       enabled: true,

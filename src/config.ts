@@ -144,6 +144,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("CORS_ORIGINS", "must list the browser origins allowed to call the server in production");
   }
 
+  // Better Auth reads BETTER_AUTH_SECRETS itself and lets it replace BETTER_AUTH_SECRET, which would
+  // bypass the checks below; the one secret of this server is BETTER_AUTH_SECRET.
+  if (read("BETTER_AUTH_SECRETS") !== undefined) {
+    throw new ConfigError("BETTER_AUTH_SECRETS", "is not supported; set BETTER_AUTH_SECRET (one secret) instead");
+  }
   const secret = read("BETTER_AUTH_SECRET");
   if (production) {
     if (!secret) throw new ConfigError("BETTER_AUTH_SECRET", "is required in production (generate one: openssl rand -base64 48)");

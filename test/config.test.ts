@@ -164,6 +164,14 @@ describe("a wrong value throws a ConfigError naming the variable", () => {
     expect(error.message).toStartWith(`${variable}: `);
   });
 
+  test("BETTER_AUTH_SECRETS (which Better Auth would let replace BETTER_AUTH_SECRET, unchecked) is refused in every environment", () => {
+    for (const nodeEnv of ["development", "test", "production"]) {
+      const error = configError(() => loadConfig({ ...PRODUCTION, NODE_ENV: nodeEnv, BETTER_AUTH_SECRETS: "1:short" }));
+      expect(error.variable).toBe("BETTER_AUTH_SECRETS");
+      expect(error.message).toContain("BETTER_AUTH_SECRET ");
+    }
+  });
+
   test("a minimum password length above the maximum names PASSWORD_MIN_LENGTH", () => {
     const error = configError(() => loadConfig({ PASSWORD_MIN_LENGTH: "200", PASSWORD_MAX_LENGTH: "128" }));
     expect(error.variable).toBe("PASSWORD_MIN_LENGTH");

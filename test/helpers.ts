@@ -33,10 +33,12 @@ export async function runCleanups(): Promise<void> {
 }
 // This hook belongs to the first test file that imports this module: in a run of several files the
 // module is loaded once, so every other file's cleanups wait for that file's own `cleanUpAfterFile()`.
-afterAll(runCleanups);
+// Dropping databases and stopping servers can take longer than a hook's default 5 s on a loaded machine.
+const CLEANUP_TIMEOUT_MS = 60_000;
+afterAll(runCleanups, CLEANUP_TIMEOUT_MS);
 /** Runs this file's cleanups after its last test; call once at the top of a test file. */
 export function cleanUpAfterFile(): void {
-  afterAll(runCleanups);
+  afterAll(runCleanups, CLEANUP_TIMEOUT_MS);
 }
 /** Runs `cleanup` after the current test file, last registered first. */
 export function onCleanup(cleanup: () => Promise<unknown>): void {
@@ -98,15 +100,15 @@ export interface TestApp {
 }
 
 /** The app in process on a fresh, migrated database. */
-export async function createTestApp(env: Record<string, string | undefined> = {}): Promise<TestApp> {
+export async function createTestApp(env: Record<string, string | undefined> = {}, logger: Logger = quietLogger): Promise<TestApp> {
   const db = await createTestDatabase("app");
   const config = testConfig({ DATABASE_URL: db.url, ...env }) as Config & { secret: string };
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
-  const auth = createAuth({ config, sql: appSql, logger: quietLogger });
+  const auth = createAuth({ config, sql: appSql, logger });
   await ensureSigningKey(auth, appSql, config);
-  const app = createApp({ config, auth, sql: appSql, logger: quietLogger, version: "test" });
+  const app = createApp({ config, auth, sql: appSql, logger, version: "test" });
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
     const headers = new Headers(rest.headers);

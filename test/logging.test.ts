@@ -1,0 +1,49 @@
+// Better Auth's messages go through the server's logger under LOG_LEVEL: a refused request is a debug
+// line, not an ERROR printed by Better Auth's own console logger, and the answer is unchanged.
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { createLogger } from "../src/log.ts";
+import { cleanUpAfterFile, createTestApp, PASSWORD, signUp, uniqueEmail } from "./helpers.ts";
+
+cleanUpAfterFile();
+
+const lines: string[] = [];
+const t = await createTestApp({}, createLogger("debug", (line) => lines.push(line)));
+const consoleError = spyOn(console, "error");
+afterEach(() => {
+  lines.length = 0;
+  consoleError.mockClear();
+});
+
+const betterAuthConsoleLines = () => consoleError.mock.calls.map((call) => call.map(String).join(" ")).filter((line) => line.includes("[Better Auth]"));
+
+describe("refused requests", () => {
+  test("an untrusted Origin answers 403 INVALID_ORIGIN; Better Auth's console logger prints nothing, the server logs a debug line", async () => {
+    const { cookie } = await signUp(t);
+    lines.length = 0;
+    const response = await t.request("/api/auth/sign-out", { method: "POST", headers: { origin: "https://evil.example", cookie } });
+    expect(response.status).toBe(403);
+    expect(((await response.json()) as { code: string }).code).toBe("INVALID_ORIGIN");
+    expect(betterAuthConsoleLines()).toEqual([]);
+    expect(lines.some((line) => / DEBUG .*\[better-auth\] 403 INVALID_ORIGIN/.test(line))).toBe(true);
+  });
+
+  test("a wrong password answers 401 INVALID_EMAIL_OR_PASSWORD without an error line", async () => {
+    const email = uniqueEmail("log");
+    await signUp(t, { email });
+    const response = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `${PASSWORD}!` } });
+    expect(response.status).toBe(401);
+    expect(((await response.json()) as { code: string }).code).toBe("INVALID_EMAIL_OR_PASSWORD");
+    expect(lines.filter((line) => / ERROR /.test(line))).toEqual([]);
+    expect(betterAuthConsoleLines()).toEqual([]);
+  });
+
+  test("at LOG_LEVEL=warn a refused origin prints only Better Auth's own warning-level lines, and nothing on the console", async () => {
+    const quiet: string[] = [];
+    const app = await createTestApp({}, createLogger("warn", (line) => quiet.push(line)));
+    const { cookie } = await signUp(app);
+    const response = await app.request("/api/auth/sign-out", { method: "POST", headers: { origin: "https://evil.example", cookie } });
+    expect(response.status).toBe(403);
+    expect(quiet.filter((line) => / DEBUG | INFO /.test(line))).toEqual([]);
+    expect(betterAuthConsoleLines()).toEqual([]);
+  });
+});
