@@ -29,6 +29,8 @@ const config = loadConfig({
   BETTER_AUTH_SECRET: "per-request-bench-0123456789abcdefghijklmnop",
   BETTER_AUTH_URL: "https://auth.bench.test",
   CORS_ORIGINS: "https://site.bench.test",
+  // The benchmark sends no mail; production refuses to start with email flows on and no SMTP_URL.
+  EMAIL_FLOWS: "none",
   RATE_LIMIT: "off",
   LOG_LEVEL: "error",
 }) as ReturnType<typeof loadConfig> & { secret: string };

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
-import { jwtClient } from "better-auth/client/plugins";
+import { jwtClient, magicLinkClient } from "better-auth/client/plugins";
 import type { BetterAuthClientPlugin } from "better-auth/client";
 import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
@@ -137,7 +137,7 @@ export function createTestClient(target: { baseUrl: string; fetch?: typeof fetch
   const client = createAuthClient({
     baseURL: target.baseUrl,
     fetchOptions: { customFetchImpl: fetchWithCookies as unknown as typeof fetch, headers: { origin } },
-    plugins: [jwtClient(), profileFieldsClient],
+    plugins: [jwtClient(), magicLinkClient(), profileFieldsClient],
   });
   return { client, jar };
 }
