@@ -3,6 +3,7 @@
 
 export type NodeEnv = "development" | "production" | "test";
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "json" | "pretty";
 
 export interface Config {
   nodeEnv: NodeEnv;
@@ -26,6 +27,18 @@ export interface Config {
   passwordMaxLength: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /** json: one JSON object per line (production default); pretty: readable lines for development. */
+  logFormat: LogFormat;
+  /** Bearer token that GET /metrics requires; undefined: /metrics is open. */
+  metricsToken: string | undefined;
+  /** Seconds between housekeeping runs; 0: no periodic run (`bun run cleanup` still works). */
+  housekeepingIntervalSeconds: number;
+  /** How long rows of the audit table (auth_events) are kept, in seconds. */
+  auditRetentionSeconds: number;
+  /** redis:// or rediss:// URL: sessions are also kept in Redis (Better Auth's secondary storage). */
+  redisUrl: string | undefined;
+  /** Lifetime of the signed session cookie cache in seconds; 0: off. */
+  sessionCookieCacheSeconds: number;
   dataDir: string;
   embeddedDatabasePort: number;
   mail: MailConfig;
@@ -223,6 +236,27 @@ export function loadConfig(env: Env = process.env): Config {
       if (value === "debug" || value === "info" || value === "warn" || value === "error") return value;
       throw new ConfigError("LOG_LEVEL", `"${raw}" is not one of debug, info, warn, error`);
     }),
+    logFormat: with_<LogFormat>("LOG_FORMAT", production ? "json" : "pretty", (raw) => {
+      const value = raw.toLowerCase();
+      if (value === "json" || value === "pretty") return value;
+      throw new ConfigError("LOG_FORMAT", `"${raw}" is not one of json, pretty`);
+    }),
+    metricsToken: with_<string | undefined>("METRICS_TOKEN", undefined, (raw) => {
+      // ASVS 2.10.4: a service credential is long enough not to be guessed.
+      if (raw.length < 16) throw new ConfigError("METRICS_TOKEN", "must be at least 16 characters (openssl rand -hex 24)");
+      return raw;
+    }),
+    housekeepingIntervalSeconds: with_("HOUSEKEEPING_INTERVAL", 3600, (raw) =>
+      /^\s*(0|off)\s*$/i.test(raw) ? 0 : parseDuration("HOUSEKEEPING_INTERVAL", raw),
+    ),
+    auditRetentionSeconds: with_("AUDIT_RETENTION", 90 * 86400, (raw) => parseDuration("AUDIT_RETENTION", raw)),
+    redisUrl: with_<string | undefined>("REDIS_URL", undefined, (raw) => {
+      parseUrl("REDIS_URL", raw, ["redis:", "rediss:"]);
+      return raw;
+    }),
+    sessionCookieCacheSeconds: with_("SESSION_COOKIE_CACHE", 300, (raw) =>
+      /^\s*(0|off)\s*$/i.test(raw) ? 0 : parseDuration("SESSION_COOKIE_CACHE", raw),
+    ),
     dataDir: read("DATA_DIR") ?? ".data",
     embeddedDatabasePort: with_("EMBEDDED_DB_PORT", 5433, (raw) => parseInteger("EMBEDDED_DB_PORT", raw, 0, 65535)),
     mail: loadMailConfig(with_, { production, baseUrl, corsOrigins }),

@@ -17,6 +17,9 @@ import { loadConfig, type Config } from "../src/config.ts";
 import { createPool, type Sql } from "../src/db.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { trackPool } from "../src/pool-stats.ts";
+import { createRedisStorage } from "../src/redis-storage.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { profileFields } from "../src/profile.ts";
 
@@ -84,6 +87,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     CORS_ORIGINS: SITE_ORIGIN,
     RATE_LIMIT: "off",
     LOG_LEVEL: "error",
+    // Tests decide when housekeeping runs; a periodic run could delete rows a test set up.
+    HOUSEKEEPING_INTERVAL: "off",
     ...env,
   });
 }
@@ -106,9 +111,13 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
-  const auth = createAuth({ config, sql: appSql, logger });
+  const pool = trackPool(appSql, config.databasePoolMax);
+  const metrics = createMetrics(pool.stats, config.databasePoolMax);
+  const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+  if (redis) onCleanup(async () => redis.close());
+  const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis });
   await ensureSigningKey(auth, appSql, config);
-  const app = createApp({ config, auth, sql: appSql, logger, version: "test" });
+  const app = createApp({ config, auth, sql: pool.sql, logger, version: "test", metrics });
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
     const headers = new Headers(rest.headers);
