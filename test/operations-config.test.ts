@@ -9,6 +9,7 @@ const production = {
   BETTER_AUTH_SECRET: "a-long-random-production-value-0123456789abcdef",
   BETTER_AUTH_URL: "https://auth.example.org",
   CORS_ORIGINS: "https://learn.example.org",
+  EMAIL_FLOWS: "none",
 };
 
 function refused(env: Record<string, string>): ConfigError {
