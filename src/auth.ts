@@ -8,7 +8,9 @@ import type { JwtOptions } from "better-auth/plugins";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
+import { emailFlows } from "./email-flows.ts";
 import type { Logger } from "./log.ts";
+import { createMailer, type Mailer } from "./mailer.ts";
 import { createPasswordHasher } from "./password.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 
@@ -22,6 +24,8 @@ export interface AuthDependencies {
   config: Config & { secret: string };
   sql: Sql;
   logger: Logger;
+  /** Sends the account mails; by default one built from `config.mail`. */
+  mailer?: Mailer;
 }
 
 // Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
@@ -76,8 +80,19 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger }: AuthDependencies) {
-  return betterAuth({
+export function createAuth({ config, sql, logger, mailer = createMailer(config, logger) }: AuthDependencies) {
+  // The mail flows need the instance they belong to; they reach it only once requests arrive.
+  const flows = emailFlows({
+    config,
+    mailer,
+    sql,
+    logger,
+    auth: {
+      hasSession: async (headers) => (await auth.api.getSession({ headers })) !== null,
+      deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
+    },
+  });
+  const auth = betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
     basePath: "/api/auth",
@@ -110,15 +125,17 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
       minPasswordLength: config.passwordMinLength,
       maxPasswordLength: config.passwordMaxLength,
       password: createPasswordHasher(sql, logger),
+      ...flows.emailAndPassword,
     },
+    emailVerification: flows.emailVerification,
     session: {
       ...schemaMapping.session,
       expiresIn: config.sessionExpiresInSeconds,
       updateAge: config.sessionUpdateAgeSeconds,
     },
-    user: { ...schemaMapping.user, additionalFields: profileFields },
+    user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },
     account: schemaMapping.account,
-    verification: schemaMapping.verification,
+    verification: { ...schemaMapping.verification, ...flows.verification },
     rateLimit: {
       enabled: config.rateLimit,
       storage: "database",
@@ -137,6 +154,7 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
     },
     hooks: {
       before: createAuthMiddleware(async (ctx) => {
+        await flows.hooks.before(ctx);
         if (ctx.path !== "/sign-up/email" && ctx.path !== "/update-user") return;
         const body = (ctx.body ?? {}) as Record<string, unknown>;
         // Leaving "other" clears the free-text role, so a stale one never reaches a JWT.
@@ -154,9 +172,11 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
         const problem = roleOtherProblem(role, body.roleOther);
         if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
       }),
+      after: flows.hooks.after,
     },
-    plugins: [bearer(), jwt(jwtOptions(config))],
+    plugins: [bearer(), jwt(jwtOptions(config)), ...flows.plugins],
   });
+  return auth;
 }
 
 export type Auth = ReturnType<typeof createAuth>;

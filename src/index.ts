@@ -6,6 +6,7 @@ import { createAuth, ensureSigningKey, SigningKeyError } from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMailer } from "./mailer.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
 import { ensureSecret } from "./secret.ts";
 
@@ -27,7 +28,11 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
       const applied = await applyMigrations(database.sql);
       if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     }
-    const auth = createAuth({ config, sql: database.sql, logger });
+    const mailer = createMailer(config, logger);
+    if (mailer.transport === "console" && config.mail.flows.size > 0) {
+      logger.warn("no SMTP_URL: account emails are printed to this log, not sent");
+    }
+    const auth = createAuth({ config, sql: database.sql, logger, mailer });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
     const app = createApp({ config, auth, sql: database.sql, logger, version: packageJson.version });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
@@ -48,6 +53,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
           logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms; closing them`);
           await server.stop(true);
         }
+        await mailer.close(); // queued mail, each bounded by MAIL_SEND_TIMEOUT
         await database.close();
       })());
     return { url, port: server.port!, databaseUrl: database.url, stop };
