@@ -7,8 +7,10 @@ import { CLIENT_IP_HEADER, type Auth } from "./auth.ts";
 import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import { checkDatabase, type Sql } from "./db.ts";
+import { answeringMailFailures } from "./email-flows.ts";
 import { errorResponse } from "./errors.ts";
 import { createSessionFastPath } from "./fast-session.ts";
+import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -66,10 +68,10 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
-    const response = await auth.handler(request);
+    const response = await answeringMailFailures(() => auth.handler(request));
     // Better Auth answers an unknown endpoint (or a known one with the wrong method) with an empty 404.
     if (response.status === 404 && !response.headers.get("content-type")) return errorResponse(404, "NOT_FOUND", "no such route");
-    return response;
+    return normaliseLinkResponse(request, response, config);
   };
 
   // On a listening server /health is answered by a plain Bun route, outside Elysia's hooks: load

@@ -9,9 +9,11 @@ import type { SecondaryStorage } from "better-auth";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
+import { emailFlows } from "./email-flows.ts";
 import type { Logger } from "./log.ts";
 import { authObserver } from "./auth-observer.ts";
 import type { Metrics } from "./metrics.ts";
+import { createMailer, type Mailer } from "./mailer.ts";
 import { createPasswordHasher } from "./password.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 
@@ -29,6 +31,8 @@ export interface AuthDependencies {
   metrics?: Metrics;
   /** Redis (REDIS_URL, src/redis-storage.ts): sessions are kept there as well as in Postgres. */
   secondaryStorage?: SecondaryStorage;
+  /** Sends the account mails; by default one built from `config.mail`. */
+  mailer?: Mailer;
 }
 
 // Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
@@ -83,8 +87,19 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger, metrics, secondaryStorage }: AuthDependencies) {
-  return betterAuth({
+export function createAuth({ config, sql, logger, metrics, secondaryStorage, mailer = createMailer(config, logger) }: AuthDependencies) {
+  // The mail flows need the instance they belong to; they reach it only once requests arrive.
+  const flows = emailFlows({
+    config,
+    mailer,
+    sql,
+    logger,
+    auth: {
+      hasSession: async (headers) => (await auth.api.getSession({ headers })) !== null,
+      deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
+    },
+  });
+  const auth = betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
     basePath: "/api/auth",
@@ -120,7 +135,9 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage }: A
       minPasswordLength: config.passwordMinLength,
       maxPasswordLength: config.passwordMaxLength,
       password: createPasswordHasher(sql, logger),
+      ...flows.emailAndPassword,
     },
+    emailVerification: flows.emailVerification,
     session: {
       ...schemaMapping.session,
       expiresIn: config.sessionExpiresInSeconds,
@@ -130,11 +147,11 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage }: A
       // a revoked session stays usable in that browser until its copy expires (README, "Cookie cache").
       ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
-    user: { ...schemaMapping.user, additionalFields: profileFields },
+    user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },
     account: schemaMapping.account,
     // storeInDatabase matters only with Redis: one-time tokens must survive it (and Better Auth's
     // reserveVerificationValue refuses Redis-only verifications).
-    verification: { ...schemaMapping.verification, storeInDatabase: true },
+    verification: { ...schemaMapping.verification, storeInDatabase: true, ...flows.verification },
     rateLimit: {
       enabled: config.rateLimit,
       storage: "database",
@@ -153,6 +170,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage }: A
     },
     hooks: {
       before: createAuthMiddleware(async (ctx) => {
+        await flows.hooks.before(ctx);
         if (ctx.path !== "/sign-up/email" && ctx.path !== "/update-user") return;
         const body = (ctx.body ?? {}) as Record<string, unknown>;
         // Leaving "other" clears the free-text role, so a stale one never reaches a JWT.
@@ -170,10 +188,12 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage }: A
         const problem = roleOtherProblem(role, body.roleOther);
         if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
       }),
+      after: flows.hooks.after,
     },
     // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
-    plugins: [bearer(), jwt(jwtOptions(config)), openAPI({ disableDefaultReference: true }), authObserver(metrics)],
+    plugins: [bearer(), jwt(jwtOptions(config)), openAPI({ disableDefaultReference: true }), authObserver(metrics), ...flows.plugins],
   });
+  return auth;
 }
 
 export type Auth = ReturnType<typeof createAuth>;

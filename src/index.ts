@@ -6,6 +6,7 @@ import { createAuth, ensureSigningKey, SigningKeyError } from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMailer } from "./mailer.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
 import { ensureSecret } from "./secret.ts";
 import { createMetrics } from "./metrics.ts";
@@ -32,11 +33,15 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
       const applied = await applyMigrations(database.sql);
       if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     }
+    const mailer = createMailer(config, logger);
+    if (mailer.transport === "console" && config.mail.flows.size > 0) {
+      logger.warn("no SMTP_URL: account emails are printed to this log, not sent");
+    }
     const pool = trackPool(database.sql, database.poolMax);
     const metrics = createMetrics(pool.stats, database.poolMax);
     const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
     closeRedis = () => redis?.close();
-    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis });
+    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
     const app = createApp({ config, auth, sql: pool.sql, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
@@ -62,6 +67,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
         }
         await housekeeping?.stop();
         closeRedis();
+        await mailer.close(); // queued mail, each bounded by MAIL_SEND_TIMEOUT
         await database.close();
       })());
     return { url, port: server.port!, databaseUrl: database.url, stop };

@@ -129,3 +129,12 @@ export async function createMailTestApp(env: Record<string, string | undefined> 
   const app = await createTestApp({ SMTP_URL: smtp.url, MAIL_FROM: "Learn <no-reply@learn.test>", APP_NAME: "Learn", ...env }, logger);
   return { ...app, smtp };
 }
+
+/**
+ * The `verifications.identifier` Better Auth stores for a hashed identifier (storeIdentifier "hashed":
+ * base64url SHA-256, no padding), to find the row of a token a test received by mail.
+ */
+export async function hashedIdentifier(identifier: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(identifier));
+  return Buffer.from(digest).toString("base64url");
+}
