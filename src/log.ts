@@ -57,6 +57,8 @@ export function createLogger(level: LogLevel, sink?: (line: string) => void, for
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      // `err` is already a plain, masked object (maskedError); pino's own serializer would rename its type.
+      serializers: { err: (value: unknown) => value },
     },
     { write: (json: string) => write(format === "json" ? json.trimEnd() : readableLine(json)) },
   );

@@ -3,7 +3,10 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadConfig } from "../src/config.ts";
-import { PROJECT_DIR } from "./helpers.ts";
+import { applyMigrations } from "../src/migrate.ts";
+import { cleanUpAfterFile, createTestDatabase, freePort, PASSWORD, PROJECT_DIR, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth } from "./helpers.ts";
+
+cleanUpAfterFile();
 
 type Service = { environment?: Record<string, string>; image?: string; build?: string };
 const compose = Bun.YAML.parse(await Bun.file(join(PROJECT_DIR, "docker-compose.yml")).text()) as { services: Record<string, Service> };
@@ -38,3 +41,35 @@ test("the Caddyfile proxies the site of BETTER_AUTH_URL to every instance and hi
   expect(caddyfile).toContain("@metrics path /metrics");
   expect(compose.services.proxy!.image).toStartWith("caddy:");
 });
+
+test("the production bundle (`bun run build`, what the image runs) starts on a migrated database and serves", async () => {
+  const build = spawnProject(["bun", "run", "build"], {});
+  expect(await build.exited(60_000)).toBe(0);
+  const db = await createTestDatabase("bundle");
+  await applyMigrations(db.sql);
+  const port = freePort();
+  const server = spawnProject(["bun", "dist/index.js"], {
+    NODE_ENV: "production",
+    DATABASE_URL: db.url,
+    BETTER_AUTH_SECRET: generatedSecret,
+    BETTER_AUTH_URL: "https://auth.bundle.test",
+    CORS_ORIGINS: SITE_ORIGIN,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    LOG_LEVEL: "info",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(url, server);
+  const signUp = await fetch(`${url}/api/auth/sign-up/email`, {
+    method: "POST",
+    headers: { origin: SITE_ORIGIN, "content-type": "application/json" },
+    body: JSON.stringify({ name: "Bundle", email: uniqueEmail("bundle"), password: PASSWORD }),
+  });
+  expect(signUp.status).toBe(200);
+  server.process.kill("SIGTERM");
+  expect(await server.exited(15_000)).toBe(0);
+  // Production logs are JSON lines.
+  const lines = server.output().trim().split("\n");
+  expect(lines.every((line) => line.startsWith("{"))).toBe(true);
+  expect(lines.map((line) => JSON.parse(line)).some((entry) => entry.msg === "request" && entry.route === "/api/auth/sign-up/email" && entry.status === 200)).toBe(true);
+}, 90_000);
