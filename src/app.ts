@@ -7,14 +7,24 @@ import { clientIp } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import { checkDatabase, type Sql } from "./db.ts";
 import { errorResponse } from "./errors.ts";
+import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
 import type { Logger } from "./log.ts";
+import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
+import { currentSecret, previousSecrets } from "./secrets.ts";
+import { securityHeadersFor } from "./security-headers.ts";
 
 export { MAX_BODY_BYTES } from "./request-guard.ts";
 // A successful database probe is reused this long, so a load balancer polling /health (or a load
 // test) costs one query a second, not one per request. Failures are never reused.
 export const HEALTH_PROBE_REUSE_MS = 1000;
+// What a client is told to wait when the database (or the rate-limit store) does not answer.
+export const UNAVAILABLE_RETRY_AFTER_S = 5;
+
+function serviceUnavailable(code: string, message: string): Response {
+  return errorResponse(503, code, message, { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) });
+}
 
 export interface AppDependencies {
   config: Config;
@@ -39,19 +49,42 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     logger.error("session fast path disabled", error);
     return null;
   });
+  /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
+  const unavailable = async (error: unknown): Promise<Response | null> => {
+    if (!(await databaseHealth()).ok) return serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
+    if (!(error instanceof RateLimitStoreError)) return null;
+    logger.error(error.message);
+    return serviceUnavailable("RATE_LIMIT_UNAVAILABLE", "the rate-limit store does not answer; try again shortly");
+  };
+  // With BETTER_AUTH_SECRETS, cookies signed by a previous secret are re-signed before any lookup.
+  const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
+  const resign = (request: Request) => keyring?.resign(request) ?? request;
+
   const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
-    const request = await guardAuthRequest(received);
+    const request = await guardAuthRequest(resign(received));
     if (request instanceof Response) return request;
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
-    const response = await auth.handler(request);
+    let response: Response;
+    try {
+      response = await auth.handler(request);
+    } catch (error) {
+      // Better Auth's rate limiter runs outside its own error handling.
+      const refused = await unavailable(error);
+      if (refused) return refused;
+      throw error;
+    }
     // Better Auth answers an unknown endpoint (or a known one with the wrong method) with an empty 404.
     if (response.status === 404 && !response.headers.get("content-type")) return errorResponse(404, "NOT_FOUND", "no such route");
+    if (response.status === 429) return rateLimitedResponse(response);
+    if (response.status >= 500) return (await unavailable(null)) ?? response;
     return response;
   };
 
   return new Elysia()
+    // First, so that answers given before any route (CORS preflights, 413s) carry them too.
+    .onRequest(({ request, set }) => void Object.assign(set.headers, securityHeadersFor(new URL(request.url).pathname)))
     .use(
       cors({
         origin: config.corsOrigins,
@@ -66,10 +99,12 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > MAX_BODY_BYTES) return payloadTooLarge();
     })
-    .onError(({ code, error }) => {
+    .onError(async ({ code, error }) => {
       if (code === "NOT_FOUND") return errorResponse(404, "NOT_FOUND", "no such route");
       if (code === "PARSE") return errorResponse(400, "INVALID_BODY", "the request body could not be parsed");
       if (code === "VALIDATION") return errorResponse(400, "VALIDATION_ERROR", "the request is not valid");
+      const refused = await unavailable(error);
+      if (refused) return refused;
       logger.error("unhandled error", error);
       return errorResponse(500, "INTERNAL_ERROR", "something went wrong; it has been logged");
     })
@@ -80,10 +115,10 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
       set.status = 503;
       return { ...body, reason: `database: ${database.reason}` };
     })
-    .get("/api/auth/get-session", async ({ request, server }) => (await (await fastPath)?.getSession(request)) ?? toBetterAuth(request, server), {
+    .get("/api/auth/get-session", async ({ request, server }) => (await (await fastPath)?.getSession(resign(request))) ?? toBetterAuth(request, server), {
       parse: "none",
     })
-    .get("/api/auth/token", async ({ request, server }) => (await (await fastPath)?.token(request)) ?? toBetterAuth(request, server), {
+    .get("/api/auth/token", async ({ request, server }) => (await (await fastPath)?.token(resign(request))) ?? toBetterAuth(request, server), {
       parse: "none",
     })
     .all("/api/auth/*", ({ request, server }) => toBetterAuth(request, server), { parse: "none" })

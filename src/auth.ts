@@ -6,22 +6,28 @@ import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
 import { bearer, generateExportedKeyPair, jwt } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
 import { PostgresJSDialect } from "kysely-postgres-js";
+import { auditTrail, createAuditRecorder } from "./audit.ts";
+import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
+import type { TransactionSql } from "postgres";
+import { accountLockout, logOnlyNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
 import { createPasswordHasher } from "./password.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
+import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
+import { betterAuthSecretOptions } from "./secrets.ts";
 
-/**
- * The app resolves the client IP (src/client-ip.ts) and hands it to Better Auth in this header,
- * overwriting whatever a client sent under the same name.
- */
-export const CLIENT_IP_HEADER = "x-auth-server-client-ip";
+export { CLIENT_IP_HEADER } from "./client-ip.ts";
 
 export interface AuthDependencies {
   config: Config & { secret: string };
   sql: Sql;
   logger: Logger;
+  /** Where rate-limit counters live; default the Postgres `rate_limits` table (src/rate-limit.ts). */
+  rateLimitStore?: RateLimitStore;
+  /** Tells an account's owner it was locked; default: a log line. */
+  notifyLockout?: LockoutNotifier;
 }
 
 // Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
@@ -53,9 +59,12 @@ export const schemaMapping = {
   },
 } as const;
 
+/** How long a retired signing key stays in the JWKS (`bun run keys:rotate`, src/keys.ts). */
+export const JWKS_GRACE_PERIOD_S = 30 * 86400;
+
 export function jwtOptions(config: Config): JwtOptions {
   return {
-    jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 } },
+    jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 }, gracePeriod: JWKS_GRACE_PERIOD_S },
     jwt: {
       // RFC 7519 4.1.1 / 4.1.3: the issuer is this server; the audience is the APIs that accept it.
       issuer: config.baseUrl,
@@ -76,12 +85,13 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger }: AuthDependencies) {
+export function createAuth({ config, sql, logger, rateLimitStore, notifyLockout }: AuthDependencies) {
+  const recordEvent = createAuditRecorder(sql, logger);
   return betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
     basePath: "/api/auth",
-    secret: config.secret,
+    ...betterAuthSecretOptions(config),
     database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
     trustedOrigins: config.corsOrigins,
     telemetry: { enabled: false },
@@ -119,15 +129,7 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
     user: { ...schemaMapping.user, additionalFields: profileFields },
     account: schemaMapping.account,
     verification: schemaMapping.verification,
-    rateLimit: {
-      enabled: config.rateLimit,
-      storage: "database",
-      modelName: "rate_limits",
-      fields: { lastRequest: "last_request" },
-      // Authenticated reads are not limited per IP: a classroom behind one address loads sessions
-      // for every pupil on every page, and both verify the signed cookie before any lookup.
-      customRules: { "/get-session": false, "/token": false },
-    },
+    rateLimit: rateLimitOptions(config, rateLimitStore ?? createPostgresRateLimitStore(sql)),
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
       // Better Auth skips its Origin/CSRF checks whenever NODE_ENV=test; this server keeps them on in
@@ -155,7 +157,12 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
         if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
       }),
     },
-    plugins: [bearer(), jwt(jwtOptions(config))],
+    plugins: [
+      bearer(),
+      jwt(jwtOptions(config)),
+      auditTrail(recordEvent, sql),
+      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: notifyLockout ?? logOnlyNotifier(logger), logger }),
+    ],
   });
 }
 
@@ -191,11 +198,19 @@ export async function ensureSigningKey(auth: Auth, sql: Sql, config: Config): Pr
       }
       return "present" as const;
     }
-    const { publicWebKey, privateWebKey, alg } = await generateExportedKeyPair(jwtOptions(config));
-    const privateKey = await symmetricEncrypt({ key: context.secretConfig, data: JSON.stringify(privateWebKey) });
-    await tx`
-      insert into jwks (id, public_key, private_key, alg, created_at)
-      values (${context.generateId({ model: "jwks" }) || crypto.randomUUID()}, ${JSON.stringify(publicWebKey)}, ${JSON.stringify(privateKey)}, ${alg}, now())`;
+    await insertSigningKey(auth, tx, config);
     return "created" as const;
   });
+}
+
+/** A new key pair in `jwks`, its private key encrypted with the current secret; the new key's id. */
+export async function insertSigningKey(auth: Auth, tx: Sql | TransactionSql, config: Config): Promise<string> {
+  const context = await auth.$context;
+  const { publicWebKey, privateWebKey, alg } = await generateExportedKeyPair(jwtOptions(config));
+  const privateKey = await symmetricEncrypt({ key: context.secretConfig, data: JSON.stringify(privateWebKey) });
+  const id = context.generateId({ model: "jwks" }) || crypto.randomUUID();
+  await tx`
+    insert into jwks (id, public_key, private_key, alg, created_at)
+    values (${id}, ${JSON.stringify(publicWebKey)}, ${JSON.stringify(privateKey)}, ${alg}, now())`;
+  return id;
 }

@@ -5,8 +5,10 @@ import { MAX_BODY_BYTES, createApp } from "./app.ts";
 import { createAuth, ensureSigningKey, SigningKeyError } from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db.ts";
+import { startHousekeeping } from "./housekeeping.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
+import { createRateLimitStore } from "./rate-limit.ts";
 import { ensureSecret } from "./secret.ts";
 
 export interface RunningServer {
@@ -27,8 +29,10 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
       const applied = await applyMigrations(database.sql);
       if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     }
-    const auth = createAuth({ config, sql: database.sql, logger });
+    const rateLimitStore = createRateLimitStore(config, database.sql);
+    const auth = createAuth({ config, sql: database.sql, logger, rateLimitStore });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
+    const stopHousekeeping = startHousekeeping(database.sql, rateLimitStore, config, logger);
     const app = createApp({ config, auth, sql: database.sql, logger, version: packageJson.version });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
     const server = app.server!;
@@ -48,6 +52,8 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
           logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms; closing them`);
           await server.stop(true);
         }
+        stopHousekeeping();
+        await rateLimitStore.close();
         await database.close();
       })());
     return { url, port: server.port!, databaseUrl: database.url, stop };
