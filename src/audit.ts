@@ -79,6 +79,12 @@ const SESSION_PATHS: Record<string, AuthEventType> = {
 const isAdminPath = (path: string) => path.startsWith("/admin/");
 const isSignIn = (path: string) => path.startsWith("/sign-in/") || path.startsWith("/callback/") || path.startsWith("/two-factor/verify-");
 
+// A reason another module knows better than Better Auth's error code (the lockout: "account_locked").
+const failureReasons = new WeakMap<Request, string>();
+export function markSignInFailure(request: Request, reason: string): void {
+  failureReasons.set(request, reason);
+}
+
 type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /** Better Auth's error code of a failed endpoint, as a reason class for the trail. */
@@ -89,7 +95,7 @@ function failureReason(error: { body?: { code?: unknown }; statusCode: number })
   return error.statusCode < 500 ? "invalid_request" : "server_error";
 }
 
-/** The Better Auth plugin that records events; sign-ins refused by the lockout record themselves. */
+/** The Better Auth plugin that records events. */
 export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
   // Whose session (or reset token) a request carried, read before the endpoint can delete it.
   const actors = new WeakMap<Request, string | null>();
@@ -133,7 +139,8 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
 
             if (isSignIn(path) && failed && isAPIError(returned)) {
               const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
-              return void (await event("sign_in_failed", userId, { method: path.split("/")[2] ?? null, reason: failureReason(returned) }));
+              const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);
+              return void (await event("sign_in_failed", userId, { method: path.split("/")[2] ?? null, reason }));
             }
             if (failed) return;
             const newUserId = (ctx.context.newSession?.user.id as string | undefined) ?? null;
