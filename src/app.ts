@@ -75,8 +75,9 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
       if (refused) return refused;
       throw error;
     }
-    // Better Auth answers an unknown endpoint (or a known one with the wrong method) with an empty 404.
-    if (response.status === 404 && !response.headers.get("content-type")) return errorResponse(404, "NOT_FOUND", "no such route");
+    // Better Auth answers an unknown endpoint (or a known one with the wrong method, or a disabled one
+    // such as delete-user) with an empty 404.
+    if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
     if (response.status === 429) return rateLimitedResponse(response);
     if (response.status >= 500) return (await unavailable(null)) ?? response;
     return response;

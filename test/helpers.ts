@@ -302,6 +302,29 @@ export async function waitForHealth(url: string, child: ProjectProcess, timeoutM
   throw new Error(`${url}/health did not answer 200 within ${timeoutMs} ms; output:\n${child.output()}`);
 }
 
+/**
+ * `command` (bun src/index.ts, or bun run start) as its own process on a free port, healthy, on a fresh
+ * database or on `db` (a second instance); `env` overrides the test settings (DATABASE_URL included).
+ */
+export async function spawnServer(command: string[], env: Record<string, string> = {}, db?: TestDatabase) {
+  const database = db ?? (await createTestDatabase("spawned"));
+  const port = freePort();
+  const child = spawnProject(command, {
+    NODE_ENV: "test",
+    DATABASE_URL: database.url,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    BETTER_AUTH_SECRET: TEST_SECRET,
+    BETTER_AUTH_URL: `http://localhost:${port}`,
+    CORS_ORIGINS: SITE_ORIGIN,
+    LOG_LEVEL: "info",
+    ...env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(url, child);
+  return { child, url, port, db: database };
+}
+
 export interface IdentityRowCounts {
   users: number;
   accounts: number;

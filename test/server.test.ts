@@ -10,6 +10,7 @@ import {
   PASSWORD,
   SITE_ORIGIN,
   spawnProject,
+  spawnServer,
   startTestServer,
   TEST_SECRET,
   uniqueEmail,
@@ -161,25 +162,6 @@ describe("client IP", () => {
 });
 
 describe("the entry point", () => {
-  /** `command` (bun src/index.ts, or bun run start) on a free port and a fresh database, healthy. */
-  async function spawnServer(command: string[], env: Record<string, string> = {}) {
-    const db = await createTestDatabase("spawned");
-    const port = freePort();
-    const child = spawnProject(command, {
-      NODE_ENV: "test",
-      DATABASE_URL: db.url,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      BETTER_AUTH_SECRET: TEST_SECRET,
-      BETTER_AUTH_URL: `http://localhost:${port}`,
-      CORS_ORIGINS: SITE_ORIGIN,
-      LOG_LEVEL: "info",
-      ...env,
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await waitForHealth(url, child);
-    return { child, url, port };
-  }
   const accepts = (port: number) =>
     Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
       (socket) => (socket.end(), true),
