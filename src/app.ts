@@ -9,18 +9,28 @@ import type { Config } from "./config.ts";
 import { checkDatabase, type Sql } from "./db.ts";
 import { answeringMailFailures } from "./email-flows.ts";
 import { errorResponse } from "./errors.ts";
+import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
 import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createRouteResolver, observeRequests } from "./observe.ts";
+import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
+import { currentSecret, previousSecrets } from "./secrets.ts";
+import { securityHeadersFor } from "./security-headers.ts";
 
 export { MAX_BODY_BYTES } from "./request-guard.ts";
 // A successful database probe is reused this long, so a load balancer polling /health (or a load
 // test) costs one query a second, not one per request. Failures are never reused.
 export const HEALTH_PROBE_REUSE_MS = 1000;
+// What a client is told to wait when the database (or the rate-limit store) does not answer.
+export const UNAVAILABLE_RETRY_AFTER_S = 5;
+
+function serviceUnavailable(code: string, message: string): Response {
+  return errorResponse(503, code, message, { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) });
+}
 
 export interface AppDependencies {
   config: Config;
@@ -45,7 +55,7 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
     if (result.ok) lastHealthy = Date.now();
     return result;
   };
-  const JSON_TYPE = { "content-type": "application/json;charset=utf-8" };
+  const JSON_TYPE = { "content-type": "application/json;charset=utf-8", ...securityHeadersFor("/health") };
   const healthBody = (status: string) =>
     `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date().toISOString()}"`;
   // Synchronous while the last probe is fresh: no promise, no JSON.stringify of an object.
@@ -62,15 +72,37 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
     logger.error("session fast path disabled", error);
     return null;
   });
+  /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
+  const unavailable = async (error: unknown): Promise<Response | null> => {
+    if (!(await databaseHealth()).ok) return serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
+    if (!(error instanceof RateLimitStoreError)) return null;
+    logger.error(error.message);
+    return serviceUnavailable("RATE_LIMIT_UNAVAILABLE", "the rate-limit store does not answer; try again shortly");
+  };
+  // With BETTER_AUTH_SECRETS, cookies signed by a previous secret are re-signed before any lookup.
+  const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
+  const resign = (request: Request) => keyring?.resign(request) ?? request;
+
   const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
-    const request = await guardAuthRequest(received);
+    const request = await guardAuthRequest(resign(received));
     if (request instanceof Response) return request;
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
-    const response = await answeringMailFailures(() => auth.handler(request));
-    // Better Auth answers an unknown endpoint (or a known one with the wrong method) with an empty 404.
-    if (response.status === 404 && !response.headers.get("content-type")) return errorResponse(404, "NOT_FOUND", "no such route");
+    let response: Response;
+    try {
+      response = await answeringMailFailures(() => auth.handler(request));
+    } catch (error) {
+      // Better Auth's rate limiter runs outside its own error handling.
+      const refused = await unavailable(error);
+      if (refused) return refused;
+      throw error;
+    }
+    // Better Auth answers an unknown endpoint (or a known one with the wrong method, or a disabled one
+    // such as delete-user) with an empty 404.
+    if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
+    if (response.status === 429) return rateLimitedResponse(response);
+    if (response.status >= 500) return (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 
@@ -90,6 +122,8 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
   const listening: { app?: { server: SocketInfo | null } } = {};
   const app = new Elysia({ serve: { routes: { "/health": { GET: health } } } })
     .wrap(observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server }) as never)
+    // First, so that answers given before any route (CORS preflights, 413s) carry them too.
+    .onRequest(({ request, set }) => void Object.assign(set.headers, securityHeadersFor(new URL(request.url).pathname)))
     .use(
       cors({
         origin: config.corsOrigins,
@@ -104,10 +138,12 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
       const length = Number(request.headers.get("content-length") ?? 0);
       if (length > MAX_BODY_BYTES) return payloadTooLarge();
     })
-    .onError(({ code, error }) => {
+    .onError(async ({ code, error }) => {
       if (code === "NOT_FOUND") return errorResponse(404, "NOT_FOUND", "no such route");
       if (code === "PARSE") return errorResponse(400, "INVALID_BODY", "the request body could not be parsed");
       if (code === "VALIDATION") return errorResponse(400, "VALIDATION_ERROR", "the request is not valid");
+      const refused = await unavailable(error);
+      if (refused) return refused;
       logger.error("unhandled error", error);
       return errorResponse(500, "INTERNAL_ERROR", "something went wrong; it has been logged");
     })
@@ -129,10 +165,10 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
       return new Response(referencePage(document), { headers: { "content-type": "text/html; charset=utf-8" } });
     })
     .get("/api/auth/open-api/generate-schema", async () => Response.json(await apiReference()))
-    .get("/api/auth/get-session", async ({ request, server }) => (await (await fastPath)?.getSession(request)) ?? toBetterAuth(request, server), {
+    .get("/api/auth/get-session", async ({ request, server }) => (await (await fastPath)?.getSession(resign(request))) ?? toBetterAuth(request, server), {
       parse: "none",
     })
-    .get("/api/auth/token", async ({ request, server }) => (await (await fastPath)?.token(request)) ?? toBetterAuth(request, server), {
+    .get("/api/auth/token", async ({ request, server }) => (await (await fastPath)?.token(resign(request))) ?? toBetterAuth(request, server), {
       parse: "none",
     })
     .all("/api/auth/*", ({ request, server }) => toBetterAuth(request, server), { parse: "none" })

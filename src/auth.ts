@@ -7,21 +7,23 @@ import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugi
 import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
 import { PostgresJSDialect } from "kysely-postgres-js";
+import { auditTrail, createAuditRecorder } from "./audit.ts";
+import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { emailFlows } from "./email-flows.ts";
+import type { TransactionSql } from "postgres";
+import { accountLockout, logOnlyNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
 import { authObserver } from "./auth-observer.ts";
 import type { Metrics } from "./metrics.ts";
 import { createMailer, type Mailer } from "./mailer.ts";
 import { createPasswordHasher } from "./password.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
+import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
+import { betterAuthSecretOptions } from "./secrets.ts";
 
-/**
- * The app resolves the client IP (src/client-ip.ts) and hands it to Better Auth in this header,
- * overwriting whatever a client sent under the same name.
- */
-export const CLIENT_IP_HEADER = "x-auth-server-client-ip";
+export { CLIENT_IP_HEADER } from "./client-ip.ts";
 
 export interface AuthDependencies {
   config: Config & { secret: string };
@@ -33,6 +35,10 @@ export interface AuthDependencies {
   secondaryStorage?: SecondaryStorage;
   /** Sends the account mails; by default one built from `config.mail`. */
   mailer?: Mailer;
+  /** Where rate-limit counters live; default the Postgres `rate_limits` table (src/rate-limit.ts). */
+  rateLimitStore?: RateLimitStore;
+  /** Tells an account's owner it was locked; default: a log line. */
+  notifyLockout?: LockoutNotifier;
 }
 
 // Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
@@ -64,9 +70,12 @@ export const schemaMapping = {
   },
 } as const;
 
+/** How long a retired signing key stays in the JWKS (`bun run keys:rotate`, src/keys.ts). */
+export const JWKS_GRACE_PERIOD_S = 30 * 86400;
+
 export function jwtOptions(config: Config): JwtOptions {
   return {
-    jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 } },
+    jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 }, gracePeriod: JWKS_GRACE_PERIOD_S },
     jwt: {
       // RFC 7519 4.1.1 / 4.1.3: the issuer is this server; the audience is the APIs that accept it.
       issuer: config.baseUrl,
@@ -87,7 +96,7 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger, metrics, secondaryStorage, mailer = createMailer(config, logger) }: AuthDependencies) {
+export function createAuth({ config, sql, logger, metrics, secondaryStorage, rateLimitStore, notifyLockout, mailer = createMailer(config, logger) }: AuthDependencies) {
   // The mail flows need the instance they belong to; they reach it only once requests arrive.
   const flows = emailFlows({
     config,
@@ -99,11 +108,12 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, mai
       deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
     },
   });
+  const recordEvent = createAuditRecorder(sql, logger);
   const auth = betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
     basePath: "/api/auth",
-    secret: config.secret,
+    ...betterAuthSecretOptions(config),
     database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
     trustedOrigins: config.corsOrigins,
     telemetry: { enabled: false },
@@ -152,15 +162,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, mai
     // storeInDatabase matters only with Redis: one-time tokens must survive it (and Better Auth's
     // reserveVerificationValue refuses Redis-only verifications).
     verification: { ...schemaMapping.verification, storeInDatabase: true, ...flows.verification },
-    rateLimit: {
-      enabled: config.rateLimit,
-      storage: "database",
-      modelName: "rate_limits",
-      fields: { lastRequest: "last_request" },
-      // Authenticated reads are not limited per IP: a classroom behind one address loads sessions
-      // for every pupil on every page, and both verify the signed cookie before any lookup.
-      customRules: { "/get-session": false, "/token": false },
-    },
+    rateLimit: rateLimitOptions(config, rateLimitStore ?? createPostgresRateLimitStore(sql)),
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
       // Better Auth skips its Origin/CSRF checks whenever NODE_ENV=test; this server keeps them on in
@@ -190,8 +192,16 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, mai
       }),
       after: flows.hooks.after,
     },
-    // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
-    plugins: [bearer(), jwt(jwtOptions(config)), openAPI({ disableDefaultReference: true }), authObserver(metrics), ...flows.plugins],
+    plugins: [
+      bearer(),
+      jwt(jwtOptions(config)),
+      // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
+      openAPI({ disableDefaultReference: true }),
+      authObserver(metrics),
+      auditTrail(recordEvent, sql),
+      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: notifyLockout ?? logOnlyNotifier(logger), logger }),
+      ...flows.plugins,
+    ],
   });
   return auth;
 }
@@ -228,11 +238,19 @@ export async function ensureSigningKey(auth: Auth, sql: Sql, config: Config): Pr
       }
       return "present" as const;
     }
-    const { publicWebKey, privateWebKey, alg } = await generateExportedKeyPair(jwtOptions(config));
-    const privateKey = await symmetricEncrypt({ key: context.secretConfig, data: JSON.stringify(privateWebKey) });
-    await tx`
-      insert into jwks (id, public_key, private_key, alg, created_at)
-      values (${context.generateId({ model: "jwks" }) || crypto.randomUUID()}, ${JSON.stringify(publicWebKey)}, ${JSON.stringify(privateKey)}, ${alg}, now())`;
+    await insertSigningKey(auth, tx, config);
     return "created" as const;
   });
+}
+
+/** A new key pair in `jwks`, its private key encrypted with the current secret; the new key's id. */
+export async function insertSigningKey(auth: Auth, tx: Sql | TransactionSql, config: Config): Promise<string> {
+  const context = await auth.$context;
+  const { publicWebKey, privateWebKey, alg } = await generateExportedKeyPair(jwtOptions(config));
+  const privateKey = await symmetricEncrypt({ key: context.secretConfig, data: JSON.stringify(privateWebKey) });
+  const id = context.generateId({ model: "jwks" }) || crypto.randomUUID();
+  await tx`
+    insert into jwks (id, public_key, private_key, alg, created_at)
+    values (${id}, ${JSON.stringify(publicWebKey)}, ${JSON.stringify(privateKey)}, ${alg}, now())`;
+  return id;
 }

@@ -3,6 +3,12 @@
 // via headers"): anyone can send one, and it would let a caller pick its own rate-limit bucket.
 import { isIP } from "node:net";
 
+/**
+ * The app resolves the client IP and hands it to Better Auth in this header, overwriting whatever a
+ * client sent under the same name.
+ */
+export const CLIENT_IP_HEADER = "x-auth-server-client-ip";
+
 export interface SocketInfo {
   requestIP(request: Request): { address: string } | null;
 }

@@ -14,10 +14,18 @@ export interface Config {
   databasePoolMax: number;
   /** undefined in development until `ensureSecret` generates or loads one. */
   secret: string | undefined;
+  /** BETTER_AUTH_SECRETS, the versioned keyring (src/secrets.ts); the first entry is current. */
+  secrets: VersionedSecret[] | undefined;
   baseUrl: string;
   corsOrigins: string[];
   trustProxy: boolean;
   rateLimit: boolean;
+  rateLimitRules: RateLimitRules;
+  /** redis:// or rediss:// URL: sessions are also kept there (Better Auth's secondary storage, next to
+   * Postgres) and the rate-limit counters live there instead of Postgres; undefined: Postgres only. */
+  redisUrl: string | undefined;
+  lockout: LockoutPolicy;
+  auditRetentionSeconds: number;
   migrateOnStart: boolean;
   jwtExpiresInSeconds: number;
   jwtAudience: string;
@@ -33,10 +41,6 @@ export interface Config {
   metricsToken: string | undefined;
   /** Seconds between housekeeping runs; 0: no periodic run (`bun run cleanup` still works). */
   housekeepingIntervalSeconds: number;
-  /** How long rows of the audit table (auth_events) are kept, in seconds. */
-  auditRetentionSeconds: number;
-  /** redis:// or rediss:// URL: sessions are also kept in Redis (Better Auth's secondary storage). */
-  redisUrl: string | undefined;
   /** Lifetime of the signed session cookie cache in seconds; 0: off. */
   sessionCookieCacheSeconds: number;
   dataDir: string;
@@ -66,6 +70,32 @@ export interface MailConfig {
   passwordResetExpiresInSeconds: number;
   magicLinkExpiresInSeconds: number;
   deleteAccountExpiresInSeconds: number;
+}
+
+export interface VersionedSecret {
+  version: number;
+  value: string;
+}
+
+export interface RateLimitRule {
+  max: number;
+  windowSeconds: number;
+}
+
+export interface RateLimitRules {
+  signIn: RateLimitRule;
+  signUp: RateLimitRule;
+  /** Requests that send a mail: password reset, verification, magic link. */
+  mail: RateLimitRule;
+  /** Every other limited endpoint. */
+  other: RateLimitRule;
+}
+
+export interface LockoutPolicy {
+  /** Failed sign-ins within `windowSeconds` that lock an account. */
+  maxFailures: number;
+  windowSeconds: number;
+  durationSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -122,6 +152,34 @@ function parseUrl(variable: string, raw: string, protocols: string[]): URL {
     throw new ConfigError(variable, `must start with ${protocols.map((p) => `${p}//`).join(" or ")}`);
   }
   return url;
+}
+
+/** "5/1m", "100/60s", "3/60" -> at most 5 requests per minute. */
+function parseRateLimitRule(variable: string, raw: string): RateLimitRule {
+  const match = /^(\d+)\s*\/\s*(.+)$/.exec(raw.trim());
+  if (!match) throw new ConfigError(variable, `"${raw}" is not a limit (use requests/duration, e.g. 5/1m)`);
+  return { max: parseInteger(variable, match[1]!, 1, 1_000_000), windowSeconds: parseDuration(variable, match[2]!) };
+}
+
+/** "2:new-secret,1:old-secret": versioned secrets, current first (Better Auth's format). */
+function parseSecrets(variable: string, raw: string): VersionedSecret[] {
+  const seen = new Set<number>();
+  return raw.split(",").map((entry, index) => {
+    const colon = entry.indexOf(":");
+    const version = entry.slice(0, colon).trim();
+    const value = entry.slice(colon + 1).trim();
+    if (colon < 0 || !/^\d+$/.test(version)) {
+      throw new ConfigError(variable, `entry ${index + 1} is not "<version>:<secret>" with a whole-number version`);
+    }
+    // ASVS 2.10.4 / 6.2.x, as for BETTER_AUTH_SECRET, for every version that still signs or decrypts.
+    if (value.length < MIN_SECRET_LENGTH) throw new ConfigError(variable, `the secret of version ${version} is shorter than ${MIN_SECRET_LENGTH} characters`);
+    if (value === EXAMPLE_SECRET || EXAMPLE_SECRET_PATTERN.test(value)) {
+      throw new ConfigError(variable, `the secret of version ${version} is an example value; generate a random one (openssl rand -base64 48)`);
+    }
+    if (seen.has(Number(version))) throw new ConfigError(variable, `version ${version} appears twice; versions must be unique`);
+    seen.add(Number(version));
+    return { version: Number(version), value };
+  });
 }
 
 function parseOrigins(variable: string, raw: string): string[] {
@@ -182,13 +240,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("CORS_ORIGINS", "must list the browser origins allowed to call the server in production");
   }
 
-  // Better Auth reads BETTER_AUTH_SECRETS itself and lets it replace BETTER_AUTH_SECRET, which would
-  // bypass the checks below; the one secret of this server is BETTER_AUTH_SECRET.
-  if (read("BETTER_AUTH_SECRETS") !== undefined) {
-    throw new ConfigError("BETTER_AUTH_SECRETS", "is not supported; set BETTER_AUTH_SECRET (one secret) instead");
-  }
+  // Better Auth would read BETTER_AUTH_SECRETS itself, unchecked; it is parsed and checked here and
+  // passed on explicitly (src/auth.ts), with BETTER_AUTH_SECRET as the pre-rotation secret.
+  const secrets = with_<VersionedSecret[] | undefined>("BETTER_AUTH_SECRETS", undefined, (raw) => parseSecrets("BETTER_AUTH_SECRETS", raw));
   const secret = read("BETTER_AUTH_SECRET");
-  if (production) {
+  if (production && (secret !== undefined || !secrets)) {
     if (!secret) throw new ConfigError("BETTER_AUTH_SECRET", "is required in production (generate one: openssl rand -base64 48)");
     if (secret.length < MIN_SECRET_LENGTH) {
       throw new ConfigError("BETTER_AUTH_SECRET", `is too short: at least ${MIN_SECRET_LENGTH} characters in production`);
@@ -212,6 +268,9 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("SESSION_UPDATE_AGE", "must not be longer than SESSION_EXPIRES_IN");
   }
 
+  const rule = (name: string, fallback: RateLimitRule) => with_(name, fallback, (raw) => parseRateLimitRule(name, raw));
+  const minute = 60;
+
   return Object.freeze({
     nodeEnv,
     port,
@@ -219,10 +278,27 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl,
     databasePoolMax: with_("DATABASE_POOL_MAX", 10, (raw) => parseInteger("DATABASE_POOL_MAX", raw, 1, 1000)),
     secret,
+    secrets,
     baseUrl,
     corsOrigins,
     trustProxy: with_("TRUST_PROXY", false, (raw) => parseBoolean("TRUST_PROXY", raw)),
     rateLimit: with_("RATE_LIMIT", true, (raw) => parseBoolean("RATE_LIMIT", raw)),
+    rateLimitRules: {
+      signIn: rule("RATE_LIMIT_SIGN_IN", { max: 5, windowSeconds: minute }),
+      signUp: rule("RATE_LIMIT_SIGN_UP", { max: 5, windowSeconds: minute }),
+      mail: rule("RATE_LIMIT_MAIL", { max: 3, windowSeconds: minute }),
+      other: rule("RATE_LIMIT_OTHER", { max: 100, windowSeconds: minute }),
+    },
+    redisUrl: with_<string | undefined>("REDIS_URL", undefined, (raw) => {
+      parseUrl("REDIS_URL", raw, ["redis:", "rediss:"]);
+      return raw;
+    }),
+    lockout: {
+      maxFailures: with_("LOCKOUT_MAX_FAILURES", 10, (raw) => parseInteger("LOCKOUT_MAX_FAILURES", raw, 1, 1000)),
+      windowSeconds: with_("LOCKOUT_WINDOW", 15 * minute, (raw) => parseDuration("LOCKOUT_WINDOW", raw)),
+      durationSeconds: with_("LOCKOUT_DURATION", 15 * minute, (raw) => parseDuration("LOCKOUT_DURATION", raw)),
+    },
+    auditRetentionSeconds: with_("AUDIT_RETENTION", 90 * 86400, (raw) => parseDuration("AUDIT_RETENTION", raw)),
     migrateOnStart: with_("MIGRATE_ON_START", true, (raw) => parseBoolean("MIGRATE_ON_START", raw)),
     jwtExpiresInSeconds,
     jwtAudience: with_("JWT_AUDIENCE", baseUrl, (raw) => raw),
@@ -249,11 +325,6 @@ export function loadConfig(env: Env = process.env): Config {
     housekeepingIntervalSeconds: with_("HOUSEKEEPING_INTERVAL", 3600, (raw) =>
       /^\s*(0|off)\s*$/i.test(raw) ? 0 : parseDuration("HOUSEKEEPING_INTERVAL", raw),
     ),
-    auditRetentionSeconds: with_("AUDIT_RETENTION", 90 * 86400, (raw) => parseDuration("AUDIT_RETENTION", raw)),
-    redisUrl: with_<string | undefined>("REDIS_URL", undefined, (raw) => {
-      parseUrl("REDIS_URL", raw, ["redis:", "rediss:"]);
-      return raw;
-    }),
     sessionCookieCacheSeconds: with_("SESSION_COOKIE_CACHE", 300, (raw) =>
       /^\s*(0|off)\s*$/i.test(raw) ? 0 : parseDuration("SESSION_COOKIE_CACHE", raw),
     ),

@@ -1,5 +1,5 @@
-// Housekeeping: deletes expired sessions and verifications, rate-limit counters idle for a day, and
-// audit rows (auth_events, when that table exists) older than AUDIT_RETENTION. It runs every
+// Housekeeping: deletes expired sessions and verifications, ended rate-limit windows, lockout counters
+// whose window and lock are over, and audit rows (auth_events) older than AUDIT_RETENTION. It runs every
 // HOUSEKEEPING_INTERVAL on one instance at a time (a Postgres advisory lock; a run another instance
 // finished within the interval counts for all), and once with `bun run cleanup`. Deletes go in
 // batches, so a backlog of millions never holds long locks or one huge transaction.
@@ -9,13 +9,13 @@ import type { Logger } from "./log.ts";
 
 const LOCK = "auth-server:housekeeping";
 export const BATCH_SIZE = 10_000;
-// Better Auth's rate-limit windows are seconds to minutes; a counter idle for a day is dead.
-export const RATE_LIMIT_IDLE_MS = 86_400_000;
 // Columns that can date an audit row, in order of preference.
 const AUDIT_TIME_COLUMNS = ["created_at", "occurred_at", "at"];
 
 export interface HousekeepingOptions {
   auditRetentionSeconds: number;
+  /** LOCKOUT_WINDOW: a failure counter older than this (and not locking) counts for nothing. */
+  lockoutWindowSeconds: number;
   /** Skip when any instance finished a run this recently (the periodic job); 0: always run. */
   skipIfRunWithinSeconds?: number;
   batchSize?: number;
@@ -59,7 +59,15 @@ export async function runHousekeeping(sql: Sql, options: HousekeepingOptions): P
       try {
         deleted.sessions = await deleteInBatches(connection, "sessions", "expires_at < now()", [], batch);
         deleted.verifications = await deleteInBatches(connection, "verifications", "expires_at < now()", [], batch);
-        deleted.rate_limits = await deleteInBatches(connection, "rate_limits", "last_request < $1", [Date.now() - RATE_LIMIT_IDLE_MS], batch);
+        // Ended windows (src/rate-limit.ts); a row past expires_at would restart at 1 anyway.
+        deleted.rate_limits = await deleteInBatches(connection, "rate_limits", "expires_at < now()", [], batch);
+        deleted.account_lockouts = await deleteInBatches(
+          connection,
+          "account_lockouts",
+          "window_started_at < now() - make_interval(secs => $1) and (locked_until is null or locked_until < now())",
+          [options.lockoutWindowSeconds],
+          batch,
+        );
         const auditColumn = await auditTimeColumn(connection);
         if (auditColumn) {
           deleted.auth_events = await deleteInBatches(
@@ -103,13 +111,18 @@ export interface HousekeepingSchedule {
  * Runs the job every `intervalSeconds` (the first run after a random part of a minute, so instances
  * started together do not all knock at once). A failed run is logged and retried at the next tick.
  */
-export function scheduleHousekeeping(sql: Sql, logger: Logger, options: { intervalSeconds: number; auditRetentionSeconds: number }): HousekeepingSchedule {
+export function scheduleHousekeeping(
+  sql: Sql,
+  logger: Logger,
+  options: { intervalSeconds: number } & Pick<HousekeepingOptions, "auditRetentionSeconds" | "lockoutWindowSeconds">,
+): HousekeepingSchedule {
   let running: Promise<void> | null = null;
   let stopped = false;
   const tick = () => {
     if (stopped || running) return;
     running = runHousekeeping(sql, {
       auditRetentionSeconds: options.auditRetentionSeconds,
+      lockoutWindowSeconds: options.lockoutWindowSeconds,
       // A little under the interval, so a run that finished just before this tick still counts.
       skipIfRunWithinSeconds: options.intervalSeconds * 0.9,
     })
@@ -142,7 +155,10 @@ if (import.meta.main) {
   try {
     const config = loadConfig();
     database = await openDatabase(config);
-    const result = await runHousekeeping(database.sql, { auditRetentionSeconds: config.auditRetentionSeconds });
+    const result = await runHousekeeping(database.sql, {
+      auditRetentionSeconds: config.auditRetentionSeconds,
+      lockoutWindowSeconds: config.lockout.windowSeconds,
+    });
     if (result.ran) {
       const counts = Object.entries(result.deleted).map(([table, count]) => `${table} ${count}`).join(", ");
       console.log(`cleanup: deleted ${counts} in ${result.milliseconds} ms`);

@@ -8,6 +8,7 @@ import { openDatabase } from "./db.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMailer } from "./mailer.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
+import { createRateLimitStore } from "./rate-limit.ts";
 import { ensureSecret } from "./secret.ts";
 import { createMetrics } from "./metrics.ts";
 import { trackPool } from "./pool-stats.ts";
@@ -41,7 +42,8 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const metrics = createMetrics(pool.stats, database.poolMax);
     const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
     closeRedis = () => redis?.close();
-    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer });
+    const rateLimitStore = createRateLimitStore(config, database.sql);
+    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
     const app = createApp({ config, auth, sql: pool.sql, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
@@ -49,7 +51,11 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
     logger.info(`auth-server ${packageJson.version} listening on ${url} (${config.nodeEnv})`);
     const housekeeping = config.housekeepingIntervalSeconds
-      ? scheduleHousekeeping(database.sql, logger, { intervalSeconds: config.housekeepingIntervalSeconds, auditRetentionSeconds: config.auditRetentionSeconds })
+      ? scheduleHousekeeping(database.sql, logger, {
+          intervalSeconds: config.housekeepingIntervalSeconds,
+          auditRetentionSeconds: config.auditRetentionSeconds,
+          lockoutWindowSeconds: config.lockout.windowSeconds,
+        })
       : null;
 
     let stopping: Promise<void> | undefined;
@@ -67,6 +73,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
         }
         await housekeeping?.stop();
         closeRedis();
+        await rateLimitStore.close();
         await mailer.close(); // queued mail, each bounded by MAIL_SEND_TIMEOUT
         await database.close();
       })());

@@ -14,6 +14,8 @@ export const EMAIL_MAX = 254;
 export const EMAIL_LOCAL_PART_MAX = 64;
 export const NAME_MAX = 255;
 export const IMAGE_URL_MAX = 2048;
+// Auth requests are flat objects; a deeply nested body (64 KB of "[") only costs stack and CPU.
+export const MAX_JSON_DEPTH = 32;
 
 type Fields = Record<string, unknown>;
 type FieldRule = (value: unknown, field: string) => string | null;
@@ -63,8 +65,21 @@ function nulField(value: unknown, path: string): string | null {
   return null;
 }
 
+/** Whether `value` nests arrays or objects more than `max` levels deep (iterative: no recursion to overflow). */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length) {
+    const [item, depth] = pending.pop()!;
+    if (!item || typeof item !== "object") continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** The problem with a parsed body, or null: Postgres text holds no NUL, and known fields have a type. */
 export function fieldProblem(body: unknown): string | null {
+  if (nestedDeeperThan(body, MAX_JSON_DEPTH)) return `the body is nested more than ${MAX_JSON_DEPTH} levels deep`;
   const withNul = nulField(body, "");
   if (withNul) return `${withNul} must not contain NUL characters`;
   if (!body || typeof body !== "object" || Array.isArray(body)) return null; // Better Auth answers these
@@ -128,7 +143,7 @@ export async function guardAuthRequest(request: Request): Promise<Request | Resp
   let body: unknown;
   if (json) {
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(text); // a RangeError (nesting beyond the parser's stack) lands here too
     } catch {
       return errorResponse(400, "INVALID_JSON", "the request body is not valid JSON");
     }

@@ -7,6 +7,8 @@ import type { Logger } from "./log.ts";
 
 export function ensureSecret(config: Config, logger: Logger): Config & { secret: string } {
   if (config.secret) return config as Config & { secret: string };
+  // With only BETTER_AUTH_SECRETS, its current version is the secret (src/secrets.ts).
+  if (config.secrets) return Object.freeze({ ...config, secret: config.secrets[0]!.value });
   const file = join(config.dataDir, "secret");
   let secret: string;
   if (existsSync(file)) {

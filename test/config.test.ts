@@ -39,10 +39,20 @@ describe("defaults", () => {
       databaseUrl: undefined,
       databasePoolMax: 10,
       secret: undefined,
+      secrets: undefined,
       baseUrl: "http://localhost:3001",
       corsOrigins: ["http://localhost:3000"],
       trustProxy: false,
       rateLimit: true,
+      rateLimitRules: {
+        signIn: { max: 5, windowSeconds: 60 },
+        signUp: { max: 5, windowSeconds: 60 },
+        mail: { max: 3, windowSeconds: 60 },
+        other: { max: 100, windowSeconds: 60 },
+      },
+      redisUrl: undefined,
+      lockout: { maxFailures: 10, windowSeconds: 15 * 60, durationSeconds: 15 * 60 },
+      auditRetentionSeconds: 90 * 86400,
       migrateOnStart: true,
       jwtExpiresInSeconds: 15 * 60,
       jwtAudience: "http://localhost:3001",
@@ -53,8 +63,6 @@ describe("defaults", () => {
       logFormat: "pretty",
       metricsToken: undefined,
       housekeepingIntervalSeconds: 3600,
-      auditRetentionSeconds: 90 * 86400,
-      redisUrl: undefined,
       sessionCookieCacheSeconds: 300,
       shutdownTimeoutMs: 10_000,
       logLevel: "debug",
@@ -187,12 +195,49 @@ describe("a wrong value throws a ConfigError naming the variable", () => {
     expect(error.message).toStartWith(`${variable}: `);
   });
 
-  test("BETTER_AUTH_SECRETS (which Better Auth would let replace BETTER_AUTH_SECRET, unchecked) is refused in every environment", () => {
+  test("BETTER_AUTH_SECRETS is parsed into versions, current first, and stands in for BETTER_AUTH_SECRET in production", () => {
+    const rotated = `2:${STRONG_SECRET}x, 1:${STRONG_SECRET}`;
+    const { BETTER_AUTH_SECRET: _, ...withoutSecret } = PRODUCTION;
+    expect(loadConfig({ ...withoutSecret, BETTER_AUTH_SECRETS: rotated }).secrets).toEqual([
+      { version: 2, value: `${STRONG_SECRET}x` },
+      { version: 1, value: STRONG_SECRET },
+    ]);
+    expect(configError(() => loadConfig(withoutSecret)).variable).toBe("BETTER_AUTH_SECRET");
+  });
+
+  test.each([
+    ["a secret shorter than 32 characters", "2:short-secret", "shorter than 32"],
+    ["a duplicate version", `1:${STRONG_SECRET},1:${STRONG_SECRET}y`, "appears twice"],
+    ["an entry without a version", STRONG_SECRET, "<version>:<secret>"],
+    ["a version that is not a whole number", `v2:${STRONG_SECRET}`, "<version>:<secret>"],
+    ["an example secret", `1:${EXAMPLE_SECRET}`, "example"],
+  ])("BETTER_AUTH_SECRETS with %s is refused in every environment", (_, value, message) => {
     for (const nodeEnv of ["development", "test", "production"]) {
-      const error = configError(() => loadConfig({ ...PRODUCTION, NODE_ENV: nodeEnv, BETTER_AUTH_SECRETS: "1:short" }));
+      const error = configError(() => loadConfig({ ...PRODUCTION, NODE_ENV: nodeEnv, BETTER_AUTH_SECRETS: value }));
       expect(error.variable).toBe("BETTER_AUTH_SECRETS");
-      expect(error.message).toContain("BETTER_AUTH_SECRET ");
+      expect(error.message).toContain(message);
     }
+  });
+
+  test("rate-limit rules read requests/duration; a malformed rule names its variable", () => {
+    expect(loadConfig({ RATE_LIMIT_SIGN_IN: "10/5m", RATE_LIMIT_OTHER: "1000 / 1h" }).rateLimitRules).toMatchObject({
+      signIn: { max: 10, windowSeconds: 300 },
+      other: { max: 1000, windowSeconds: 3600 },
+    });
+    for (const [variable, value] of [["RATE_LIMIT_SIGN_UP", "5"], ["RATE_LIMIT_MAIL", "0/1m"], ["RATE_LIMIT_OTHER", "5/soon"]] as const) {
+      expect(configError(() => loadConfig({ [variable]: value })).variable).toBe(variable);
+    }
+  });
+
+  test("REDIS_URL must be a redis:// or rediss:// URL; lockout and audit settings are validated", () => {
+    expect(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379" }).redisUrl).toBe("redis://127.0.0.1:6379");
+    expect(configError(() => loadConfig({ REDIS_URL: "http://127.0.0.1:6379" })).variable).toBe("REDIS_URL");
+    expect(loadConfig({ LOCKOUT_MAX_FAILURES: "5", LOCKOUT_WINDOW: "1h", LOCKOUT_DURATION: "30m", AUDIT_RETENTION: "30d" })).toMatchObject({
+      lockout: { maxFailures: 5, windowSeconds: 3600, durationSeconds: 1800 },
+      auditRetentionSeconds: 30 * 86400,
+    });
+    expect(configError(() => loadConfig({ LOCKOUT_MAX_FAILURES: "0" })).variable).toBe("LOCKOUT_MAX_FAILURES");
+    expect(configError(() => loadConfig({ AUDIT_RETENTION: "forever" })).variable).toBe("AUDIT_RETENTION");
   });
 
   test("a minimum password length above the maximum names PASSWORD_MIN_LENGTH", () => {

@@ -12,7 +12,7 @@ import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
 import { CookieJar } from "tough-cookie";
 import { createApp, type App } from "../src/app.ts";
-import { createAuth, ensureSigningKey, type Auth } from "../src/auth.ts";
+import { createAuth, ensureSigningKey, type Auth, type AuthDependencies } from "../src/auth.ts";
 import { loadConfig, type Config } from "../src/config.ts";
 import { createPool, type Sql } from "../src/db.ts";
 import { createLogger, type Logger } from "../src/log.ts";
@@ -22,6 +22,7 @@ import { trackPool } from "../src/pool-stats.ts";
 import { createRedisStorage } from "../src/redis-storage.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { profileFields } from "../src/profile.ts";
+import { createRateLimitStore } from "../src/rate-limit.ts";
 
 /** The Postgres the tests create their databases in (DATABASE_URL, or the local one). */
 export const ADMIN_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -78,9 +79,12 @@ export async function createTestDatabase(label = "t"): Promise<TestDatabase> {
   return { name, url, sql };
 }
 
+const testEnvironments = new WeakMap<Config, Record<string, string | undefined>>();
+const envOf = (config: Config) => testEnvironments.get(config) ?? {};
+
 /** Config as the server would read it from an environment, with test defaults. */
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
-  return loadConfig({
+  const full = {
     NODE_ENV: "test",
     BETTER_AUTH_SECRET: TEST_SECRET,
     BETTER_AUTH_URL: "http://localhost:3001",
@@ -90,7 +94,10 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     // Tests decide when housekeeping runs; a periodic run could delete rows a test set up.
     HOUSEKEEPING_INTERVAL: "off",
     ...env,
-  });
+  };
+  const config = loadConfig(full);
+  testEnvironments.set(config, full);
+  return config;
 }
 
 export const quietLogger: Logger = createLogger("error", () => {});
@@ -104,10 +111,23 @@ export interface TestApp {
   request(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
 }
 
+/** Optional parts of Better Auth's set-up a test replaces (e.g. a lockout notifier that records). */
+export type TestAuthDependencies = Partial<Pick<AuthDependencies, "rateLimitStore" | "notifyLockout">>;
+
 /** The app in process on a fresh, migrated database. */
-export async function createTestApp(env: Record<string, string | undefined> = {}, logger: Logger = quietLogger): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string | undefined> = {},
+  logger: Logger = quietLogger,
+  dependencies: TestAuthDependencies = {},
+): Promise<TestApp> {
   const db = await createTestDatabase("app");
   const config = testConfig({ DATABASE_URL: db.url, ...env }) as Config & { secret: string };
+  const instance = await createInstance(db, config, logger, dependencies);
+  return { ...instance, config, db };
+}
+
+/** The app (own pool, Better Auth, rate-limit store) on an existing, migrated-here database. */
+async function createInstance(db: TestDatabase, config: Config & { secret: string }, logger: Logger, dependencies: TestAuthDependencies) {
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
@@ -115,7 +135,9 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
   const metrics = createMetrics(pool.stats, config.databasePoolMax);
   const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
   if (redis) onCleanup(async () => redis.close());
-  const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis });
+  const rateLimitStore = dependencies.rateLimitStore ?? createRateLimitStore(config, appSql);
+  onCleanup(() => rateLimitStore.close());
+  const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, ...dependencies, rateLimitStore });
   await ensureSigningKey(auth, appSql, config);
   const app = createApp({ config, auth, sql: pool.sql, logger, version: "test", metrics });
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
@@ -127,7 +149,22 @@ export async function createTestApp(env: Record<string, string | undefined> = {}
       new Request(new URL(path, config.baseUrl).toString(), { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
     );
   };
-  return { app, auth, config, db, request };
+  return { app, auth, request };
+}
+
+/**
+ * Another instance of the server in process, on `t`'s database: its own pool, Better Auth and
+ * rate-limit store, as a load balancer's second backend would be. `env` overrides `t`'s settings.
+ */
+export async function createSecondInstance(
+  t: Pick<TestApp, "db" | "config">,
+  env: Record<string, string | undefined> = {},
+  dependencies: TestAuthDependencies = {},
+  logger: Logger = quietLogger,
+): Promise<Omit<TestApp, "db">> {
+  const config = loadConfig({ ...envOf(t.config), ...env }) as Config & { secret: string };
+  const instance = await createInstance(t.db, config, logger, dependencies);
+  return { ...instance, config };
 }
 
 /** The whole server (src/index.ts) on a free loopback port and a fresh database; stopped after the file. */
@@ -272,6 +309,29 @@ export async function waitForHealth(url: string, child: ProjectProcess, timeoutM
     await Bun.sleep(100);
   }
   throw new Error(`${url}/health did not answer 200 within ${timeoutMs} ms; output:\n${child.output()}`);
+}
+
+/**
+ * `command` (bun src/index.ts, or bun run start) as its own process on a free port, healthy, on a fresh
+ * database or on `db` (a second instance); `env` overrides the test settings (DATABASE_URL included).
+ */
+export async function spawnServer(command: string[], env: Record<string, string> = {}, db?: TestDatabase) {
+  const database = db ?? (await createTestDatabase("spawned"));
+  const port = freePort();
+  const child = spawnProject(command, {
+    NODE_ENV: "test",
+    DATABASE_URL: database.url,
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    BETTER_AUTH_SECRET: TEST_SECRET,
+    BETTER_AUTH_URL: `http://localhost:${port}`,
+    CORS_ORIGINS: SITE_ORIGIN,
+    LOG_LEVEL: "info",
+    ...env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(url, child);
+  return { child, url, port, db: database };
 }
 
 export interface IdentityRowCounts {

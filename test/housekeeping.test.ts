@@ -39,7 +39,7 @@ describe("runHousekeeping", () => {
     await seedSessions(db.sql, 3, 5);
     await seedOthers(db.sql);
 
-    const result = await runHousekeeping(db.sql, { auditRetentionSeconds: 90 * DAY });
+    const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: 90 * DAY });
 
     expect(result).toMatchObject({ ran: true, deleted: { sessions: 5, verifications: 1, rate_limits: 1 } });
     expect(await count(db.sql, "sessions")).toBe(3);
@@ -57,7 +57,7 @@ describe("runHousekeeping", () => {
     await db.sql`create table auth_events (id bigint generated always as identity primary key, kind text, created_at timestamptz not null default now())`;
     await db.sql`insert into auth_events (kind, created_at) values ('old', now() - interval '40 days'), ('recent', now() - interval '10 days')`;
 
-    const result = await runHousekeeping(db.sql, { auditRetentionSeconds: 30 * DAY });
+    const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: 30 * DAY });
 
     expect(result).toMatchObject({ ran: true, deleted: { auth_events: 1 } });
     expect((await db.sql`select kind from auth_events`).map((row) => row.kind)).toEqual(["recent"]);
@@ -66,7 +66,7 @@ describe("runHousekeeping", () => {
   test("without an auth_events table the audit step is skipped", async () => {
     const db = await createTestDatabase("hk_noaudit");
     await applyMigrations(db.sql);
-    const result = await runHousekeeping(db.sql, { auditRetentionSeconds: DAY });
+    const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY });
     expect(result.ran).toBe(true);
     expect(result.ran && Object.keys(result.deleted).sort()).toEqual(["rate_limits", "sessions", "verifications"]);
   });
@@ -75,7 +75,7 @@ describe("runHousekeeping", () => {
     const db = await createTestDatabase("hk_batches");
     await applyMigrations(db.sql);
     await seedSessions(db.sql, 2, 53);
-    const result = await runHousekeeping(db.sql, { auditRetentionSeconds: DAY, batchSize: 10 });
+    const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY, batchSize: 10 });
     expect(result).toMatchObject({ ran: true, deleted: { sessions: 53 } });
     expect(await count(db.sql, "sessions")).toBe(2);
   });
@@ -87,21 +87,21 @@ describe("runHousekeeping", () => {
     const other = await db.sql.reserve();
     try {
       await other`select pg_advisory_lock(hashtext('auth-server:housekeeping'))`;
-      expect(await runHousekeeping(db.sql, { auditRetentionSeconds: DAY })).toEqual({ ran: false, reason: "another instance is running it" });
+      expect(await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY })).toEqual({ ran: false, reason: "another instance is running it" });
       expect(await count(db.sql, "sessions")).toBe(4);
       await other`select pg_advisory_unlock(hashtext('auth-server:housekeeping'))`;
     } finally {
       other.release();
     }
-    expect(await runHousekeeping(db.sql, { auditRetentionSeconds: DAY })).toMatchObject({ ran: true, deleted: { sessions: 4 } });
+    expect(await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY })).toMatchObject({ ran: true, deleted: { sessions: 4 } });
   });
 
   test("the periodic job skips when any instance finished a run within the interval", async () => {
     const db = await createTestDatabase("hk_recent");
     await applyMigrations(db.sql);
-    expect((await runHousekeeping(db.sql, { auditRetentionSeconds: DAY })).ran).toBe(true);
+    expect((await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY })).ran).toBe(true);
     await seedSessions(db.sql, 0, 2);
-    expect(await runHousekeeping(db.sql, { auditRetentionSeconds: DAY, skipIfRunWithinSeconds: 3600 })).toEqual({
+    expect(await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY, skipIfRunWithinSeconds: 3600 })).toEqual({
       ran: false,
       reason: "another instance ran it within the interval",
     });

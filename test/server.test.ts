@@ -10,6 +10,7 @@ import {
   PASSWORD,
   SITE_ORIGIN,
   spawnProject,
+  spawnServer,
   startTestServer,
   TEST_SECRET,
   uniqueEmail,
@@ -137,7 +138,7 @@ describe("client IP", () => {
   test("with rate limiting on, a spoofed X-Forwarded-For does not buy a fresh rate-limit bucket", async () => {
     const limited = await startTestServer({ RATE_LIMIT: "on" });
     const statuses: number[] = [];
-    for (let attempt = 1; attempt <= 5; attempt++) {
+    for (let attempt = 1; attempt <= 6; attempt++) {
       const response = await postFromPage(limited.url, "/api/auth/sign-in/email", SITE_ORIGIN, { email: uniqueEmail(), password: "wrong password" }, {
         "x-forwarded-for": `203.0.113.${attempt}`,
       });
@@ -161,25 +162,6 @@ describe("client IP", () => {
 });
 
 describe("the entry point", () => {
-  /** `command` (bun src/index.ts, or bun run start) on a free port and a fresh database, healthy. */
-  async function spawnServer(command: string[], env: Record<string, string> = {}) {
-    const db = await createTestDatabase("spawned");
-    const port = freePort();
-    const child = spawnProject(command, {
-      NODE_ENV: "test",
-      DATABASE_URL: db.url,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      BETTER_AUTH_SECRET: TEST_SECRET,
-      BETTER_AUTH_URL: `http://localhost:${port}`,
-      CORS_ORIGINS: SITE_ORIGIN,
-      LOG_LEVEL: "info",
-      ...env,
-    });
-    const url = `http://127.0.0.1:${port}`;
-    await waitForHealth(url, child);
-    return { child, url, port };
-  }
   const accepts = (port: number) =>
     Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
       (socket) => (socket.end(), true),

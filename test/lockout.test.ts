@@ -1,0 +1,100 @@
+// Account lockout (src/lockout.ts), ASVS 2.2.1: failed sign-ins counted per account in Postgres,
+// whatever IP or instance they come from; a locked account answers exactly like a wrong password (no
+// lockout oracle), even with the right password; the owner is notified once (ASVS 2.2.3); a
+// successful sign-in resets the count; the lock ends by itself.
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import type { LockedAccount } from "../src/lockout.ts";
+import { cleanUpAfterFile, createSecondInstance, createTestApp, PASSWORD, signUp, type TestApp } from "./helpers.ts";
+
+cleanUpAfterFile();
+// Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
+setDefaultTimeout(30_000);
+
+type Send = TestApp["request"];
+
+const attempt = (request: Send, email: string, password: string, ip = "198.51.100.1") =>
+  request("/api/auth/sign-in/email", { method: "POST", headers: { "x-forwarded-for": ip }, json: { email, password } });
+
+/** The status and body of an answer, the parts a client could compare. */
+async function answer(response: Response) {
+  return { status: response.status, body: await response.json(), cookies: response.headers.getSetCookie().length };
+}
+
+/** An app whose lockout notifications are collected in `notified`. */
+async function lockoutApp(env: Record<string, string> = {}) {
+  const notified: LockedAccount[] = [];
+  const t = await createTestApp({ TRUST_PROXY: "on", ...env }, undefined, { notifyLockout: async (account) => void notified.push(account) });
+  return { t, notified };
+}
+
+const eventsOf = (t: TestApp, type: string) =>
+  t.db.sql<{ user_id: string | null; details: Record<string, unknown> }[]>`select user_id, details from auth_events where type = ${type} order by id`;
+
+describe("account lockout (ASVS 2.2.1)", () => {
+  test("10 failures from 10 different IPs lock the account: the right password then gets the wrong-password answer, and the owner is told once", async () => {
+    const { t, notified } = await lockoutApp({ RATE_LIMIT: "on" });
+    const { email, userId } = await signUp(t);
+    const wrong = await answer(await attempt(t.request, email, "wrong password 0", "198.51.100.100"));
+    expect(wrong.status).toBe(401);
+    for (let i = 1; i < 10; i++) expect((await attempt(t.request, email, `wrong password ${i}`, `198.51.100.${i}`)).status).toBe(401);
+
+    const locked = await answer(await attempt(t.request, email, PASSWORD, "198.51.100.50"));
+    expect(locked).toEqual(wrong);
+    expect(locked.body).toEqual({ code: "INVALID_EMAIL_OR_PASSWORD", message: "Invalid email or password" });
+    expect(notified.map((account) => [account.id, account.email])).toEqual([[userId, email]]);
+    expect(notified[0]!.lockedUntil.getTime() - Date.now()).toBeGreaterThan(14 * 60_000);
+    expect((await eventsOf(t, "account_locked")).map((event) => event.user_id)).toEqual([userId]);
+    expect((await eventsOf(t, "sign_in_failed")).at(-1)).toMatchObject({ user_id: userId, details: { reason: "account_locked" } });
+    expect((await t.db.sql`select 1 from sessions where user_id = ${userId}`).length).toBe(1); // the sign-up's session only
+  });
+
+  test("a successful sign-in resets the count: 9 failures, a success, 9 more failures still leave the account open", async () => {
+    const { t, notified } = await lockoutApp();
+    const { email } = await signUp(t);
+    for (let i = 0; i < 9; i++) await attempt(t.request, email, "wrong password");
+    expect((await attempt(t.request, email, PASSWORD)).status).toBe(200);
+    for (let i = 0; i < 9; i++) await attempt(t.request, email, "wrong password");
+    expect((await attempt(t.request, email, PASSWORD)).status).toBe(200);
+    expect(notified).toEqual([]);
+  });
+
+  test("the lock ends after LOCKOUT_DURATION, and failures older than LOCKOUT_WINDOW no longer count", async () => {
+    const { t } = await lockoutApp({ LOCKOUT_MAX_FAILURES: "3", LOCKOUT_DURATION: "2s", LOCKOUT_WINDOW: "2s" });
+    const { email } = await signUp(t);
+    for (let i = 0; i < 3; i++) await attempt(t.request, email, "wrong password");
+    expect((await attempt(t.request, email, PASSWORD)).status).toBe(401);
+    await Bun.sleep(2100);
+    expect((await attempt(t.request, email, PASSWORD)).status).toBe(200);
+
+    for (let i = 0; i < 2; i++) await attempt(t.request, email, "wrong password");
+    await Bun.sleep(2100);
+    await attempt(t.request, email, "wrong password"); // a new window: 1 failure, not 3
+    expect((await attempt(t.request, email, PASSWORD)).status).toBe(200);
+  });
+
+  test("two instances share the count: failures alternating between them lock the account on both", async () => {
+    const { t, notified } = await lockoutApp({ LOCKOUT_MAX_FAILURES: "4" });
+    const other = await createSecondInstance(t, {}, { notifyLockout: async (account) => void notified.push(account) });
+    const { email } = await signUp(t);
+    for (let i = 0; i < 4; i++) await attempt(i % 2 ? other.request : t.request, email, "wrong password");
+    expect((await attempt(t.request, email, PASSWORD)).status).toBe(401);
+    expect((await attempt(other.request, email, PASSWORD)).status).toBe(401);
+    expect(notified.length).toBe(1);
+  });
+
+  test("20 concurrent failures lock the account once: one notification, one account_locked event", async () => {
+    const { t, notified } = await lockoutApp();
+    const { email } = await signUp(t);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => attempt(t.request, email, `wrong ${i}`)));
+    expect(notified.length).toBe(1);
+    expect((await eventsOf(t, "account_locked")).length).toBe(1);
+  });
+
+  test("an unknown email is never locked and answers like a wrong password; no counter row is written for it", async () => {
+    const { t } = await lockoutApp({ LOCKOUT_MAX_FAILURES: "2" });
+    const { email } = await signUp(t);
+    const wrong = await answer(await attempt(t.request, email, "wrong password"));
+    for (let i = 0; i < 3; i++) expect(await answer(await attempt(t.request, "nobody@example.test", "wrong password"))).toEqual(wrong);
+    expect((await t.db.sql`select 1 from account_lockouts`).length).toBe(1);
+  });
+});
