@@ -9,8 +9,11 @@ import { PostgresJSDialect } from "kysely-postgres-js";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import { memberRole } from "./organization.ts";
 import { createPasswordHasher } from "./password.ts";
+import { platformPlugins, type SendMail } from "./plugins.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
+import { accountLinking, socialProviders } from "./social.ts";
 
 /**
  * The app resolves the client IP (src/client-ip.ts) and hands it to Better Auth in this header,
@@ -22,6 +25,8 @@ export interface AuthDependencies {
   config: Config & { secret: string };
   sql: Sql;
   logger: Logger;
+  /** Delivers two-factor codes and organization invitations; without it, neither is emailed. */
+  sendMail?: SendMail | undefined;
 }
 
 // Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
@@ -53,7 +58,8 @@ export const schemaMapping = {
   },
 } as const;
 
-export function jwtOptions(config: Config): JwtOptions {
+/** `sql` answers the member role claim; without it (key generation only) no claims are built. */
+export function jwtOptions(config: Config, sql?: Sql): JwtOptions {
   return {
     jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 } },
     jwt: {
@@ -62,13 +68,22 @@ export function jwtOptions(config: Config): JwtOptions {
       audience: config.jwtAudience,
       expirationTime: `${config.jwtExpiresInSeconds}s`,
       // A trimmed payload: identity and profile, never the whole user row.
-      definePayload: ({ user, session }) => ({
-        email: user.email,
-        name: user.name,
-        emailVerified: user.emailVerified,
-        ...Object.fromEntries(PROFILE_FIELDS.map((field) => [field, user[field] ?? null])),
-        sid: session.id,
-      }),
+      definePayload: async ({ user, session }) => {
+        const activeOrganizationId = (session.activeOrganizationId as string | null | undefined) ?? null;
+        return {
+          email: user.email,
+          name: user.name,
+          emailVerified: user.emailVerified,
+          ...Object.fromEntries(PROFILE_FIELDS.map((field) => [field, user[field] ?? null])),
+          sid: session.id,
+          // Authorisation without a call back (docs/schema.md): the platform role, the active
+          // organization and the user's role in it, and the admin behind an impersonation.
+          role: (user.role as string | null | undefined) ?? null,
+          activeOrganizationId,
+          activeOrganizationRole: activeOrganizationId && sql ? await memberRole(sql, user.id, activeOrganizationId) : null,
+          impersonatedBy: (session.impersonatedBy as string | null | undefined) ?? null,
+        };
+      },
     },
     // Clients fetch GET /api/auth/token; signing a JWT on every get-session costs an RSA signature.
     disableSettingJwtHeader: true,
@@ -76,7 +91,7 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger }: AuthDependencies) {
+export function createAuth({ config, sql, logger, sendMail }: AuthDependencies) {
   return betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
@@ -117,7 +132,8 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
       updateAge: config.sessionUpdateAgeSeconds,
     },
     user: { ...schemaMapping.user, additionalFields: profileFields },
-    account: schemaMapping.account,
+    account: { ...schemaMapping.account, accountLinking: accountLinking(config) },
+    socialProviders: socialProviders(config),
     verification: schemaMapping.verification,
     rateLimit: {
       enabled: config.rateLimit,
@@ -155,7 +171,7 @@ export function createAuth({ config, sql, logger }: AuthDependencies) {
         if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
       }),
     },
-    plugins: [bearer(), jwt(jwtOptions(config))],
+    plugins: [bearer(), jwt(jwtOptions(config, sql)), ...platformPlugins({ config, sql, logger, sendMail })],
   });
 }
 

@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
-import { jwtClient } from "better-auth/client/plugins";
+import { passkeyClient } from "@better-auth/passkey/client";
+import { adminClient, jwtClient, organizationClient, twoFactorClient } from "better-auth/client/plugins";
 import type { BetterAuthClientPlugin } from "better-auth/client";
 import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
@@ -18,6 +19,9 @@ import { createPool, type Sql } from "../src/db.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
+import { platformRoles } from "../src/admin.ts";
+import { organizationAc, organizationRoles } from "../src/organization.ts";
+import type { SendMail } from "../src/plugins.ts";
 import { profileFields } from "../src/profile.ts";
 
 /** The Postgres the tests create their databases in (DATABASE_URL, or the local one). */
@@ -100,13 +104,17 @@ export interface TestApp {
 }
 
 /** The app in process on a fresh, migrated database. */
-export async function createTestApp(env: Record<string, string | undefined> = {}, logger: Logger = quietLogger): Promise<TestApp> {
+export async function createTestApp(
+  env: Record<string, string | undefined> = {},
+  logger: Logger = quietLogger,
+  { sendMail }: { sendMail?: SendMail } = {},
+): Promise<TestApp> {
   const db = await createTestDatabase("app");
   const config = testConfig({ DATABASE_URL: db.url, ...env }) as Config & { secret: string };
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
-  const auth = createAuth({ config, sql: appSql, logger });
+  const auth = createAuth({ config, sql: appSql, logger, sendMail });
   await ensureSigningKey(auth, appSql, config);
   const app = createApp({ config, auth, sql: appSql, logger, version: "test" });
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
@@ -137,7 +145,14 @@ export function createTestClient(target: { baseUrl: string; fetch?: typeof fetch
   const client = createAuthClient({
     baseURL: target.baseUrl,
     fetchOptions: { customFetchImpl: fetchWithCookies as unknown as typeof fetch, headers: { origin } },
-    plugins: [jwtClient(), profileFieldsClient],
+    plugins: [
+      jwtClient(),
+      profileFieldsClient,
+      twoFactorClient(),
+      adminClient({ roles: platformRoles }),
+      organizationClient({ ac: organizationAc, roles: organizationRoles, teams: { enabled: true } }),
+      passkeyClient(),
+    ],
   });
   return { client, jar };
 }
