@@ -2,7 +2,7 @@
 // and search users, set roles, ban and unban, revoke sessions, impersonate, remove), ADMIN_EMAILS
 // promotion at sign-in, and an audit line for every impersonation.
 import type { BetterAuthPlugin } from "better-auth";
-import { createAuthMiddleware } from "better-auth/api";
+import { createAuthMiddleware, isAPIError } from "better-auth/api";
 import { admin } from "better-auth/plugins";
 import { adminAc, defaultStatements } from "better-auth/plugins/admin/access";
 import { createAccessControl } from "better-auth/plugins/access";
@@ -80,12 +80,15 @@ export function adminHooks(config: Config, sql: Sql, logger: Logger): BetterAuth
         {
           matcher: (context) => context.path === "/admin/impersonate-user" || context.path === "/admin/stop-impersonating",
           handler: createAuthMiddleware(async (ctx) => {
-            const session = ctx.context.newSession;
-            if (!session) return;
+            const started = ctx.context.newSession;
+            if (!started || isAPIError(ctx.context.returned)) return;
             if (ctx.path === "/admin/impersonate-user") {
-              logger.info(`audit: admin ${String((session.session as { impersonatedBy?: string }).impersonatedBy)} started impersonating user ${session.user.id} (session ${session.session.id})`);
+              const adminId = (started.session as { impersonatedBy?: string }).impersonatedBy;
+              logger.info(`audit: admin ${adminId} started impersonating user ${started.user.id} (session ${started.session.id})`);
             } else {
-              logger.info(`audit: admin ${session.user.id} stopped impersonating`);
+              // The request's session was the impersonation one; the new session is the admin's again.
+              const impersonated = ctx.context.session?.user.id ?? "(unknown)";
+              logger.info(`audit: admin ${started.user.id} stopped impersonating user ${impersonated}`);
             }
           }),
         },
