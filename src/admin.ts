@@ -2,7 +2,7 @@
 // and search users, set roles, ban and unban, revoke sessions, impersonate, remove), ADMIN_EMAILS
 // promotion at sign-in, and an audit line for every impersonation.
 import type { BetterAuthPlugin } from "better-auth";
-import { createAuthMiddleware, isAPIError } from "better-auth/api";
+import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { admin } from "better-auth/plugins";
 import { adminAc, defaultStatements } from "better-auth/plugins/admin/access";
 import { createAccessControl } from "better-auth/plugins/access";
@@ -90,6 +90,33 @@ export function adminHooks(config: Config, sql: Sql, logger: Logger): BetterAuth
               const impersonated = ctx.context.session?.user.id ?? "(unknown)";
               logger.info(`audit: admin ${started.user.id} stopped impersonating user ${impersonated}`);
             }
+          }),
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * GET /api/auth/token mints a JWT only for a session that still has its row. Better Auth would answer
+ * from the signed session cookie cache (SESSION_COOKIE_CACHE), so a banned, revoked or signed-out
+ * session could keep minting fresh JWTs until its cached copy expired (ASVS 3.3.1: logout and
+ * invalidation end the session for every use).
+ */
+export function liveSessionForTokens(): BetterAuthPlugin {
+  return {
+    id: "live-session-for-tokens",
+    hooks: {
+      before: [
+        {
+          matcher: (context) => context.path === "/token",
+          handler: createAuthMiddleware(async (ctx) => {
+            if (!ctx.context.options.session?.cookieCache?.enabled) return;
+            // Without a cached copy in the request (e.g. a bearer token), Better Auth reads the row anyway.
+            const cached = (ctx.headers?.get("cookie") ?? "").includes(ctx.context.authCookies.sessionData.name);
+            if (!cached) return;
+            const live = await getSessionFromCtx(ctx, { disableCookieCache: true }).catch(() => null);
+            if (!live) throw APIError.from("UNAUTHORIZED", { code: "UNAUTHORIZED", message: "Unauthorized" });
           }),
         },
       ],

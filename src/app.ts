@@ -1,14 +1,18 @@
-// The HTTP surface: Better Auth under /api/auth/*, /health, CORS from the one origin list, and JSON
-// errors for everything else.
+// The HTTP surface: Better Auth under /api/auth/*, /health, /metrics, the API reference, CORS from
+// the one origin list, and JSON errors for everything else. Every request is observed (src/observe.ts).
+import { timingSafeEqual } from "node:crypto";
 import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import { CLIENT_IP_HEADER, type Auth } from "./auth.ts";
-import { clientIp } from "./client-ip.ts";
+import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import { checkDatabase, type Sql } from "./db.ts";
 import { errorResponse } from "./errors.ts";
 import { createSessionFastPath } from "./fast-session.ts";
 import type { Logger } from "./log.ts";
+import { completeReference, referencePage } from "./api-reference.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createRouteResolver, observeRequests } from "./observe.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
 
 export { MAX_BODY_BYTES } from "./request-guard.ts";
@@ -22,9 +26,14 @@ export interface AppDependencies {
   sql: Sql;
   logger: Logger;
   version: string;
+  /** Shared with Better Auth's session counters; created here when absent. */
+  metrics?: Metrics;
 }
 
-export function createApp({ config, auth, sql, logger, version }: AppDependencies) {
+const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
+const AUTH_BASE_PATH = "/api/auth";
+
+export function createApp({ config, auth, sql, logger, version, metrics = createMetrics() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<typeof checkDatabase> | null = null;
   const databaseHealth = async () => {
@@ -33,6 +42,18 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     const result = await probe;
     if (result.ok) lastHealthy = Date.now();
     return result;
+  };
+  const JSON_TYPE = { "content-type": "application/json;charset=utf-8" };
+  const healthBody = (status: string) =>
+    `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date().toISOString()}"`;
+  // Synchronous while the last probe is fresh: no promise, no JSON.stringify of an object.
+  const health = (): Response | Promise<Response> => {
+    if (Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return new Response(`${healthBody("ok")}}`, { headers: JSON_TYPE });
+    return databaseHealth().then((database) =>
+      database.ok
+        ? new Response(`${healthBody("ok")}}`, { headers: JSON_TYPE })
+        : new Response(`${healthBody("degraded")},"reason":${JSON.stringify(`database: ${database.reason}`)}}`, { status: 503, headers: JSON_TYPE }),
+    );
   };
 
   const fastPath = createSessionFastPath(auth, sql, logger).catch((error) => {
@@ -51,7 +72,22 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     return response;
   };
 
-  return new Elysia()
+  // On a listening server /health is answered by a plain Bun route, outside Elysia's hooks: load
+  // balancers poll it, it needs no CORS, and the hooks cost a third of its throughput (bench/RESULTS.md).
+  // app.handle() (tests, in-process use) reaches the same function through the Elysia route below.
+  const authRoutes = Object.values(auth.api as Record<string, { path?: string }>).flatMap((endpoint) => (endpoint.path ? [`${AUTH_BASE_PATH}${endpoint.path}`] : []));
+  const routeOf = createRouteResolver([...APP_ROUTES, ...authRoutes]);
+  const expectedMetricsAuthorization = config.metricsToken ? Buffer.from(`Bearer ${config.metricsToken}`) : null;
+  let reference: Promise<Record<string, unknown>> | undefined;
+  const apiReference = () =>
+    (reference ??= auth.api
+      .generateOpenAPISchema()
+      .then((generated) => completeReference(generated as Record<string, unknown>, { baseUrl: config.baseUrl, basePath: AUTH_BASE_PATH, version })));
+
+  // The listening server exists only after listen(); the observer asks for it per request.
+  const listening: { app?: { server: SocketInfo | null } } = {};
+  const app = new Elysia({ serve: { routes: { "/health": { GET: health } } } })
+    .wrap(observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server }) as never)
     .use(
       cors({
         origin: config.corsOrigins,
@@ -73,13 +109,24 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
       logger.error("unhandled error", error);
       return errorResponse(500, "INTERNAL_ERROR", "something went wrong; it has been logged");
     })
-    .get("/health", async ({ set }) => {
-      const database = await databaseHealth();
-      const body = { status: database.ok ? "ok" : "degraded", service: "auth-server", version, timestamp: new Date().toISOString() };
-      if (database.ok) return body;
-      set.status = 503;
-      return { ...body, reason: `database: ${database.reason}` };
+    .get("/health", health)
+    .get("/metrics", async ({ request }) => {
+      if (expectedMetricsAuthorization) {
+        // RFC 6750 2.1 (bearer header) and 3 (WWW-Authenticate on a refused request); constant-time compare.
+        const sent = Buffer.from(request.headers.get("authorization") ?? "");
+        if (sent.length !== expectedMetricsAuthorization.length || !timingSafeEqual(sent, expectedMetricsAuthorization)) {
+          return errorResponse(401, "UNAUTHORIZED", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", { "www-authenticate": 'Bearer realm="metrics"' });
+        }
+      }
+      return new Response(await metrics.render(), { headers: { "content-type": metrics.registry.contentType, "cache-control": "no-store" } });
     })
+    .get("/api/auth/reference", async ({ request }) => {
+      const document = await apiReference();
+      const wantsJson = new URL(request.url).searchParams.get("format") === "json" || /application\/json/.test(request.headers.get("accept") ?? "");
+      if (wantsJson) return Response.json(document);
+      return new Response(referencePage(document), { headers: { "content-type": "text/html; charset=utf-8" } });
+    })
+    .get("/api/auth/open-api/generate-schema", async () => Response.json(await apiReference()))
     .get("/api/auth/get-session", async ({ request, server }) => (await (await fastPath)?.getSession(request)) ?? toBetterAuth(request, server), {
       parse: "none",
     })
@@ -88,6 +135,8 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     })
     .all("/api/auth/*", ({ request, server }) => toBetterAuth(request, server), { parse: "none" })
     .all("*", () => errorResponse(404, "NOT_FOUND", "no such route"));
+  listening.app = app as { server: SocketInfo | null };
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -3,12 +3,15 @@
 import { betterAuth } from "better-auth";
 import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
-import { bearer, generateExportedKeyPair, jwt } from "better-auth/plugins";
+import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
+import type { SecondaryStorage } from "better-auth";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import { authObserver } from "./auth-observer.ts";
+import type { Metrics } from "./metrics.ts";
 import { memberRole } from "./organization.ts";
 import { createPasswordHasher } from "./password.ts";
 import { platformPlugins, type SendMail } from "./plugins.ts";
@@ -27,6 +30,10 @@ export interface AuthDependencies {
   logger: Logger;
   /** Delivers two-factor codes and organization invitations; without it, neither is emailed. */
   sendMail?: SendMail | undefined;
+  /** Session counters; absent in tools that run Better Auth without serving (drift check, cleanup). */
+  metrics?: Metrics;
+  /** Redis (REDIS_URL, src/redis-storage.ts): sessions are kept there as well as in Postgres. */
+  secondaryStorage?: SecondaryStorage;
 }
 
 // Column names of the shared schema (sql/0001_core_schema.sql); the API stays camelCase.
@@ -91,7 +98,7 @@ export function jwtOptions(config: Config, sql?: Sql): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger, sendMail }: AuthDependencies) {
+export function createAuth({ config, sql, logger, metrics, secondaryStorage, sendMail }: AuthDependencies) {
   return betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
@@ -100,6 +107,9 @@ export function createAuth({ config, sql, logger, sendMail }: AuthDependencies) 
     database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
     trustedOrigins: config.corsOrigins,
     telemetry: { enabled: false },
+    // With Redis, sessions stay in Postgres as well (storeSessionInDatabase below: the Python side reads
+    // them there, and an evicted key must not sign anyone out), and so do verifications.
+    ...(secondaryStorage ? { secondaryStorage } : {}),
     logger: {
       level: config.logLevel,
       log: (level, message, ...details) => logger[level](`[better-auth] ${message}`, ...details),
@@ -130,11 +140,17 @@ export function createAuth({ config, sql, logger, sendMail }: AuthDependencies) 
       ...schemaMapping.session,
       expiresIn: config.sessionExpiresInSeconds,
       updateAge: config.sessionUpdateAgeSeconds,
+      ...(secondaryStorage ? { storeSessionInDatabase: true } : {}),
+      // A signed copy of the session in a cookie answers get-session without a lookup for this long;
+      // a revoked session stays usable in that browser until its copy expires (README, "Cookie cache").
+      ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
     user: { ...schemaMapping.user, additionalFields: profileFields },
     account: { ...schemaMapping.account, accountLinking: accountLinking(config) },
     socialProviders: socialProviders(config),
-    verification: schemaMapping.verification,
+    // storeInDatabase matters only with Redis: one-time tokens must survive it (and Better Auth's
+    // reserveVerificationValue refuses Redis-only verifications).
+    verification: { ...schemaMapping.verification, storeInDatabase: true },
     rateLimit: {
       enabled: config.rateLimit,
       storage: "database",
@@ -171,7 +187,14 @@ export function createAuth({ config, sql, logger, sendMail }: AuthDependencies) 
         if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
       }),
     },
-    plugins: [bearer(), jwt(jwtOptions(config, sql)), ...platformPlugins({ config, sql, logger, sendMail })],
+    // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
+    plugins: [
+      bearer(),
+      jwt(jwtOptions(config, sql)),
+      openAPI({ disableDefaultReference: true }),
+      authObserver(metrics),
+      ...platformPlugins({ config, sql, logger, sendMail }),
+    ],
   });
 }
 

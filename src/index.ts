@@ -8,6 +8,10 @@ import { openDatabase } from "./db.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
 import { ensureSecret } from "./secret.ts";
+import { createMetrics } from "./metrics.ts";
+import { trackPool } from "./pool-stats.ts";
+import { scheduleHousekeeping } from "./housekeeping.ts";
+import { createRedisStorage } from "./redis-storage.ts";
 
 export interface RunningServer {
   url: string;
@@ -16,9 +20,10 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(baseConfig: Config, logger: Logger = createLogger(baseConfig.logLevel)): Promise<RunningServer> {
+export async function startServer(baseConfig: Config, logger: Logger = createLogger(baseConfig.logLevel, undefined, baseConfig.logFormat)): Promise<RunningServer> {
   const config = ensureSecret(baseConfig, logger);
   const database = await openDatabase(config);
+  let closeRedis = () => {};
   try {
     if (database.embedded) {
       logger.info(`embedded database (PGlite, data in ${config.dataDir}) at ${database.url}`);
@@ -27,13 +32,20 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
       const applied = await applyMigrations(database.sql);
       if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     }
-    const auth = createAuth({ config, sql: database.sql, logger });
+    const pool = trackPool(database.sql, database.poolMax);
+    const metrics = createMetrics(pool.stats, database.poolMax);
+    const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+    closeRedis = () => redis?.close();
+    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
-    const app = createApp({ config, auth, sql: database.sql, logger, version: packageJson.version });
+    const app = createApp({ config, auth, sql: pool.sql, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
     const server = app.server!;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
     logger.info(`auth-server ${packageJson.version} listening on ${url} (${config.nodeEnv})`);
+    const housekeeping = config.housekeepingIntervalSeconds
+      ? scheduleHousekeeping(database.sql, logger, { intervalSeconds: config.housekeepingIntervalSeconds, auditRetentionSeconds: config.auditRetentionSeconds })
+      : null;
 
     let stopping: Promise<void> | undefined;
     const stop = () =>
@@ -48,10 +60,13 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
           logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms; closing them`);
           await server.stop(true);
         }
+        await housekeeping?.stop();
+        closeRedis();
         await database.close();
       })());
     return { url, port: server.port!, databaseUrl: database.url, stop };
   } catch (error) {
+    closeRedis();
     await database.close();
     throw error;
   }
@@ -68,7 +83,7 @@ if (import.meta.main) {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   let running: RunningServer;
   try {
     running = await startServer(config, logger);

@@ -2,7 +2,8 @@
 // the organizations/members/invitations/teams/team_members tables, with the learning platform's
 // permissions as access-control statements. The active organization lives on the session.
 import type { BetterAuthPlugin } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { setCookieCache } from "better-auth/cookies";
 import { organization } from "better-auth/plugins";
 import { createAccessControl } from "better-auth/plugins/access";
 import { defaultStatements } from "better-auth/plugins/organization/access";
@@ -133,6 +134,44 @@ export function invitationRoleGuard(sql: Sql): BetterAuthPlugin {
             if (!member) return; // not a member: Better Auth answers
             if (member.role.split(",").some((role) => MANAGING_ROLES.has(role.trim()))) return;
             throw APIError.from("FORBIDDEN", { code: "ROLE_NOT_ALLOWED", message: "Only an admin or owner may invite admins and owners" });
+          }),
+        },
+      ],
+    },
+  };
+}
+
+// Endpoints after which the caller's session may have another active organization.
+const ACTIVE_ORGANIZATION_CHANGES = new Set([
+  "/organization/create",
+  "/organization/accept-invitation",
+  "/organization/remove-member",
+  "/organization/leave",
+  "/organization/delete",
+]);
+
+/**
+ * Better Auth 1.7 writes the new active organization to the session row on create and
+ * accept-invitation (and clears it on leave, remove and delete) without rewriting the session cookie
+ * cache (SESSION_COOKIE_CACHE), so the caller's next requests would still see the old one for up to
+ * the cache's lifetime ("No active organization" right after accepting an invitation). This rewrites
+ * the caller's cached copy from the row.
+ */
+export function activeOrganizationCacheRefresh(): BetterAuthPlugin {
+  return {
+    id: "active-organization-cache-refresh",
+    hooks: {
+      after: [
+        {
+          matcher: (context) => ACTIVE_ORGANIZATION_CHANGES.has(context.path ?? ""),
+          handler: createAuthMiddleware(async (ctx) => {
+            if (!ctx.context.options.session?.cookieCache?.enabled || isAPIError(ctx.context.returned)) return;
+            const token = (ctx.context.session ?? (await getSessionFromCtx(ctx).catch(() => null)))?.session.token;
+            if (!token) return;
+            const fresh = await ctx.context.internalAdapter.findSession(token);
+            if (!fresh) return;
+            const dontRememberMe = Boolean(await ctx.getSignedCookie(ctx.context.authCookies.dontRememberToken.name, ctx.context.secret));
+            await setCookieCache(ctx, fresh, dontRememberMe);
           }),
         },
       ],

@@ -3,8 +3,8 @@
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
-import { adminHooks, adminPlugin } from "./admin.ts";
-import { invitationRoleGuard, organizationPlugin } from "./organization.ts";
+import { adminHooks, adminPlugin, liveSessionForTokens } from "./admin.ts";
+import { activeOrganizationCacheRefresh, invitationRoleGuard, organizationPlugin } from "./organization.ts";
 import { passkeyPlugin } from "./passkey.ts";
 import { oidcPlugins } from "./social.ts";
 import { twoFactorRules, twoFactorPlugin } from "./two-factor.ts";
@@ -30,8 +30,10 @@ export function platformPlugins({ config, sql, logger, sendMail }: PluginDepende
     twoFactorRules(sql),
     adminPlugin(),
     adminHooks(config, sql, logger),
+    liveSessionForTokens(),
     organizationPlugin(config, sendMail, logger),
     invitationRoleGuard(sql),
+    activeOrganizationCacheRefresh(),
     passkeyPlugin(config),
     ...oidcPlugins(config),
   ] as const;

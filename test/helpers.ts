@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
 import { passkeyClient } from "@better-auth/passkey/client";
-import { adminClient, jwtClient, organizationClient, twoFactorClient } from "better-auth/client/plugins";
+import { adminClient, jwtClient, magicLinkClient, organizationClient, twoFactorClient } from "better-auth/client/plugins";
 import type { BetterAuthClientPlugin } from "better-auth/client";
 import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
@@ -18,6 +18,9 @@ import { loadConfig, type Config } from "../src/config.ts";
 import { createPool, type Sql } from "../src/db.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { trackPool } from "../src/pool-stats.ts";
+import { createRedisStorage } from "../src/redis-storage.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { platformRoles } from "../src/admin.ts";
 import { organizationAc, organizationRoles } from "../src/organization.ts";
@@ -88,6 +91,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     CORS_ORIGINS: SITE_ORIGIN,
     RATE_LIMIT: "off",
     LOG_LEVEL: "error",
+    // Tests decide when housekeeping runs; a periodic run could delete rows a test set up.
+    HOUSEKEEPING_INTERVAL: "off",
     ...env,
   });
 }
@@ -114,9 +119,13 @@ export async function createTestApp(
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
-  const auth = createAuth({ config, sql: appSql, logger, sendMail });
+  const pool = trackPool(appSql, config.databasePoolMax);
+  const metrics = createMetrics(pool.stats, config.databasePoolMax);
+  const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+  if (redis) onCleanup(async () => redis.close());
+  const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, sendMail });
   await ensureSigningKey(auth, appSql, config);
-  const app = createApp({ config, auth, sql: appSql, logger, version: "test" });
+  const app = createApp({ config, auth, sql: pool.sql, logger, version: "test", metrics });
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
     const headers = new Headers(rest.headers);
@@ -147,6 +156,7 @@ export function createTestClient(target: { baseUrl: string; fetch?: typeof fetch
     fetchOptions: { customFetchImpl: fetchWithCookies as unknown as typeof fetch, headers: { origin } },
     plugins: [
       jwtClient(),
+      magicLinkClient(),
       profileFieldsClient,
       twoFactorClient(),
       adminClient({ roles: platformRoles }),
