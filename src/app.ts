@@ -101,7 +101,9 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
     // Better Auth answers an unknown endpoint (or a known one with the wrong method, or a disabled one
     // such as delete-user) with an empty 404.
     if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
-    if (response.status === 429) return rateLimitedResponse(response);
+    // Only the rate limiter's 429 (it alone sets X-Retry-After); an endpoint's own 429 (the two-factor
+    // lockout's ACCOUNT_TEMPORARILY_LOCKED) keeps its code.
+    if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
     if (response.status >= 500) return (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };

@@ -66,6 +66,24 @@ export async function answeringMailFailures(handle: () => Promise<Response>): Pr
   return errorResponse(424, MAIL_NOT_SENT, body!.message!);
 }
 
+/**
+ * Sends and waits; a relay failure becomes 424 MAIL_NOT_SENT (through `answeringMailFailures`, also
+ * where Better Auth swallows the callback's error) after `withdraw` removed what the request wrote.
+ */
+export function mailSenderOrRefusal(mailer: Mailer, logger: Logger) {
+  return async function sendOrRefuse<K extends MailKind>(kind: K, to: string, data: MailTemplateData[K], withdraw?: () => Promise<unknown>) {
+    try {
+      await mailer.send(kind, to, data);
+    } catch (error) {
+      if (!(error instanceof MailDeliveryError)) throw error;
+      await withdraw?.().catch((cause) => logger.error(`could not withdraw the ${kind} token after a failed send`, cause));
+      const outcome = mailOutcome.getStore();
+      if (outcome) outcome.failed = true;
+      throw mailNotSent();
+    }
+  };
+}
+
 async function sha256Hex(value: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
   return Buffer.from(digest).toString("hex");
@@ -84,18 +102,7 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
     return url.toString();
   };
 
-  /** Sends and waits; a relay failure becomes 424 MAIL_NOT_SENT after `withdraw` removed what the request wrote. */
-  async function sendOrRefuse<K extends MailKind>(kind: K, to: string, data: MailTemplateData[K], withdraw?: () => Promise<void>) {
-    try {
-      await mailer.send(kind, to, data);
-    } catch (error) {
-      if (!(error instanceof MailDeliveryError)) throw error;
-      await withdraw?.().catch((cause) => logger.error(`could not withdraw the ${kind} token after a failed send`, cause));
-      const outcome = mailOutcome.getStore();
-      if (outcome) outcome.failed = true;
-      throw mailNotSent();
-    }
-  }
+  const sendOrRefuse = mailSenderOrRefusal(mailer, logger);
 
   /**
    * Marks that a verification mail went to `userId` now. With `onlyIfQuiet`, marks (and answers true)

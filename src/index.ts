@@ -8,6 +8,7 @@ import { openDatabase } from "./db.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { createMailer } from "./mailer.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
+import { pluginMail } from "./plugins.ts";
 import { createRateLimitStore } from "./rate-limit.ts";
 import { ensureSecret } from "./secret.ts";
 import { createMetrics } from "./metrics.ts";
@@ -43,7 +44,8 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
     closeRedis = () => redis?.close();
     const rateLimitStore = createRateLimitStore(config, database.sql);
-    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore });
+    const sendMail = pluginMail(config, mailer, logger); // two-factor codes, organization invitations
+    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore, sendMail });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
     const app = createApp({ config, auth, sql: pool.sql, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });

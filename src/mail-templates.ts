@@ -17,6 +17,17 @@ export interface MailTemplateData {
   "password-changed": { name: string; how: "changed" | "reset" };
   "magic-link": { url: string; expiresInSeconds: number };
   "delete-account": { name: string; url: string; expiresInSeconds: number };
+  /** A second-factor code for a sign-in (two-factor plugin, src/two-factor.ts). */
+  "two-factor-code": { name: string; code: string; expiresInSeconds: number };
+  /** An invitation to an organization (src/organization.ts); `url` is the site's page that accepts it. */
+  "organization-invitation": {
+    inviterName: string;
+    inviterEmail: string;
+    organizationName: string;
+    role: string;
+    url: string;
+    expiresInSeconds: number;
+  };
 }
 
 export type MailKind = keyof MailTemplateData;
@@ -146,6 +157,21 @@ export const templates: { [K in MailKind]: (data: MailTemplateData[K], product: 
       ],
       action: { label: "Delete my account", url, expiresInSeconds },
       footer: "If you did not ask for this, ignore this email and change your password; your account stays.",
+    }),
+  // The code stays out of the subject, which phones show on a locked screen.
+  "two-factor-code": ({ name, code, expiresInSeconds }, product) =>
+    letter(product, {
+      subject: `Your ${product} sign-in code`,
+      name,
+      paragraphs: [`Your sign-in code is ${code}`, `Enter it where you are signing in. It works once and expires in ${humanDuration(expiresInSeconds)}.`],
+      footer: "If you are not signing in right now, someone knows your password: change it now and check your account's sessions.",
+    }),
+  "organization-invitation": ({ inviterName, inviterEmail, organizationName, role, url, expiresInSeconds }, product) =>
+    letter(product, {
+      subject: `${inviterName} invites you to ${organizationName} on ${product}`,
+      paragraphs: [`${inviterName} (${inviterEmail}) invites you to join ${organizationName} as ${role}.`, "Sign in or create an account with this email address to accept."],
+      action: { label: `Join ${organizationName}`, url, expiresInSeconds },
+      footer: "If you did not expect this invitation, ignore this email; nothing changes.",
     }),
 };
 

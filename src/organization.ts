@@ -84,26 +84,45 @@ export function invitationUrl(config: Config, invitationId: string): string {
   return config.plugins.invitationUrl.replace("{id}", encodeURIComponent(invitationId));
 }
 
-export function organizationPlugin(config: Config, sendMail: SendMail | undefined, logger: Logger) {
+/** How long an invitation can be accepted (Better Auth's default, fixed here because the mail says it). */
+export const INVITATION_EXPIRES_IN_SECONDS = 48 * 3600;
+
+/**
+ * Whether Better Auth created this invitation in the current request rather than resending it: a
+ * new one expires at most the lifetime after its creation (expiresAt is computed first); a resent
+ * one got a fresh expiry later than that.
+ */
+function isNewInvitation({ createdAt, expiresAt }: { createdAt: Date; expiresAt: Date }): boolean {
+  return new Date(expiresAt).getTime() - new Date(createdAt).getTime() <= INVITATION_EXPIRES_IN_SECONDS * 1000;
+}
+
+export function organizationPlugin(config: Config, sql: Sql, sendMail: SendMail | undefined, logger: Logger) {
   return organization({
     ac: organizationAc,
     roles: organizationRoles,
     creatorRole: "owner",
     organizationLimit: config.plugins.organizationLimit,
+    invitationExpiresIn: INVITATION_EXPIRES_IN_SECONDS,
     teams: { enabled: true },
     schema: organizationSchema,
-    async sendInvitationEmail({ id, email, role, organization: org, inviter }) {
+    async sendInvitationEmail({ id, email, role, organization: org, inviter, invitation }) {
       if (!sendMail) {
         logger.warn(`invitation ${id} to ${org.slug} was created but not emailed: mail is not configured`);
         return;
       }
-      await sendMail({
-        to: email,
-        subject: `${inviter.user.name} invites you to ${org.name}`,
-        text:
-          `${inviter.user.name} (${inviter.user.email}) invites you to join ${org.name} as ${role}.\n\n` +
-          `Accept the invitation: ${invitationUrl(config, id)}\n\nIf you did not expect this, ignore this email.`,
-      });
+      const data = {
+        inviterName: inviter.user.name,
+        inviterEmail: inviter.user.email,
+        organizationName: org.name,
+        role,
+        url: invitationUrl(config, id),
+        expiresInSeconds: INVITATION_EXPIRES_IN_SECONDS,
+      };
+      // A new invitation whose mail never left is withdrawn: the inviter gets 424 MAIL_NOT_SENT and can
+      // invite again, instead of a pending invitation nobody received blocking the address. A resent
+      // one (resend: true) stays: its first mail went out.
+      const withdraw = isNewInvitation(invitation) ? () => sql`delete from invitations where id = ${id} and status = 'pending'` : undefined;
+      await sendMail("organization-invitation", email, data, withdraw);
     },
   });
 }

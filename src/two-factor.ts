@@ -51,12 +51,7 @@ export function twoFactorPlugin(config: Config, sendMail: SendMail | undefined) 
       ? {
           period: EMAIL_CODE_MINUTES,
           storeOTP: "hashed",
-          sendOTP: ({ user, otp }) =>
-            sendMail({
-              to: user.email,
-              subject: `Your sign-in code: ${otp}`,
-              text: `Your ${config.plugins.twoFactorIssuer} sign-in code is ${otp}. It expires in ${EMAIL_CODE_MINUTES} minutes.\n\nIf you did not try to sign in, change your password.`,
-            }),
+          sendOTP: ({ user, otp }) => sendMail("two-factor-code", user.email, { name: user.name, code: otp, expiresInSeconds: EMAIL_CODE_MINUTES * 60 }),
         }
       : undefined,
     schema: twoFactorSchema,

@@ -34,6 +34,15 @@ const SAMPLES: { [K in MailKind]: MailTemplateData[K] } = {
   "password-changed": { name: "Ada", how: "changed" },
   "magic-link": { url: LINK, expiresInSeconds: 600 },
   "delete-account": { name: "Ada", url: LINK, expiresInSeconds: 3600 },
+  "two-factor-code": { name: "Ada", code: "492817", expiresInSeconds: 300 },
+  "organization-invitation": {
+    inviterName: "Grace",
+    inviterEmail: "grace@example.test",
+    organizationName: "Physics School",
+    role: "student",
+    url: "http://localhost:3000/accept-invitation?id=inv_0123456789",
+    expiresInSeconds: 48 * 3600,
+  },
 };
 
 describe("SMTP transport", () => {

@@ -3,15 +3,17 @@
 // user, and the active organization and role in the session and in the JWT.
 import { describe, expect, test } from "bun:test";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
-import type { MailMessage } from "../src/plugins.ts";
-import { cleanUpAfterFile, createTestApp, createTestClient, inProcessFetch, PASSWORD, uniqueEmail } from "./helpers.ts";
+import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, uniqueEmail } from "./helpers.ts";
+import { createMailTestApp, linkIn, type ReceivedMail } from "./smtp.ts";
 
 cleanUpAfterFile();
 
-const mail: MailMessage[] = [];
-const t = await createTestApp({ ORGANIZATION_LIMIT: "3", INVITATION_URL: "http://localhost:3000/join/{id}" }, undefined, {
-  sendMail: async (message) => void mail.push(message),
-});
+// Invitations go out over real SMTP; sign-up verification mails are off so only invitations arrive.
+const t = await createMailTestApp({ ORGANIZATION_LIMIT: "3", INVITATION_URL: "http://localhost:3000/join/{id}", EMAIL_FLOWS: "none" });
+/** The next invitation mailed to `email`, received by the SMTP server. */
+const invitationMail = (email: string): Promise<ReceivedMail> => t.smtp.waitForMail((m) => m.to.includes(email.toLowerCase()) && m.subject.includes(" invites you to "));
+/** The invitation id in a mail's link (INVITATION_URL above). */
+const invitationIdIn = (mail: ReceivedMail) => decodeURIComponent(/^http:\/\/localhost:3000\/join\/([^/?#\s]+)$/.exec(linkIn(mail))![1]!);
 const target = { baseUrl: t.config.baseUrl, fetch: inProcessFetch(t.app) };
 
 async function signedUp(name: string, email = uniqueEmail(name.toLowerCase().replace(/\W+/g, "-"))) {
@@ -31,11 +33,9 @@ async function createSchool(owner: Member, name = "Physics School") {
 
 /** Invites `email` by mail as `role`; the invitee (signed up with that email) accepts through the link's id. */
 async function invite(inviter: Member, organizationId: string, invitee: Member, role: "student" | "instructor" | "admin") {
-  mail.length = 0;
   const { error } = await inviter.client.organization.inviteMember({ email: invitee.email, role, organizationId });
   expect(error).toBeNull();
-  const message = mail.find((item) => item.to === invitee.email)!;
-  const invitationId = decodeURIComponent(/\/join\/(\S+)/.exec(message.text)![1]!);
+  const invitationId = invitationIdIn(await invitationMail(invitee.email));
   const accepted = await invitee.client.organization.acceptInvitation({ invitationId });
   expect(accepted.error).toBeNull();
   return invitationId;
@@ -72,13 +72,15 @@ describe("organizations", () => {
     const owner = await signedUp("Owner");
     const school = await createSchool(owner, "Bootcamp North");
     const pupil = await signedUp("Pupil");
-    mail.length = 0;
     expect((await owner.client.organization.inviteMember({ email: pupil.email, role: "student", organizationId: school.id })).error).toBeNull();
-    expect(mail).toHaveLength(1);
-    expect(mail[0]!.to).toBe(pupil.email);
-    expect(mail[0]!.subject).toBe("Owner invites you to Bootcamp North");
-    expect(mail[0]!.text).toContain("as student");
-    const invitationId = /http:\/\/localhost:3000\/join\/(\S+)/.exec(mail[0]!.text)![1]!;
+    const mail = await invitationMail(pupil.email);
+    expect(mail.to).toEqual([pupil.email.toLowerCase()]);
+    expect(mail.subject).toBe("Owner invites you to Bootcamp North on Learn");
+    expect(mail.text).toContain(`Owner (${owner.email}) invites you to join Bootcamp North as student.`);
+    expect(mail.text).toContain("expires in 2 days");
+    expect(mail.html).toContain(`href="${linkIn(mail)}"`);
+    expect(t.smtp.mailsTo(pupil.email)).toHaveLength(1);
+    const invitationId = invitationIdIn(mail);
     const [invitation] = await t.db.sql`select email, role, status, inviter_id from invitations where id = ${invitationId}`;
     expect(invitation).toEqual({ email: pupil.email, role: "student", status: "pending", inviter_id: owner.id });
 

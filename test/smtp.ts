@@ -8,7 +8,9 @@
 import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer } from "smtp-server";
 import type { Logger } from "../src/log.ts";
-import { createTestApp, onCleanup } from "./helpers.ts";
+import { createMailer } from "../src/mailer.ts";
+import { pluginMail } from "../src/plugins.ts";
+import { createTestApp, onCleanup, quietLogger, testConfig } from "./helpers.ts";
 
 export interface ReceivedMail {
   /** Envelope recipients (RCPT TO), lower-cased. */
@@ -123,10 +125,16 @@ export function linkIn(mail: ReceivedMail): string {
   return match[0];
 }
 
-/** The app in process with its mail going to a fresh real SMTP server. */
-export async function createMailTestApp(env: Record<string, string | undefined> = {}, smtpOptions: SmtpServerOptions = {}, logger?: Logger) {
+/**
+ * The app in process with its mail going to a fresh real SMTP server: the account mails, and the
+ * plugins' (two-factor codes, invitations) wired as src/index.ts wires them.
+ */
+export async function createMailTestApp(env: Record<string, string | undefined> = {}, smtpOptions: SmtpServerOptions = {}, logger: Logger = quietLogger) {
   const smtp = await startSmtpServer(smtpOptions);
-  const app = await createTestApp({ SMTP_URL: smtp.url, MAIL_FROM: "Learn <no-reply@learn.test>", APP_NAME: "Learn", ...env }, logger);
+  const fullEnv = { SMTP_URL: smtp.url, MAIL_FROM: "Learn <no-reply@learn.test>", APP_NAME: "Learn", ...env };
+  const mailer = createMailer(testConfig(fullEnv), logger);
+  onCleanup(() => mailer.close());
+  const app = await createTestApp(fullEnv, logger, { sendMail: pluginMail(testConfig(fullEnv), mailer, logger) });
   return { ...app, smtp };
 }
 

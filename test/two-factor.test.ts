@@ -3,16 +3,14 @@
 // single-use backup codes, trusting a device for 30 days, emailed codes, and the lockout.
 import { describe, expect, test } from "bun:test";
 import { TOTP, URI } from "otpauth";
-import type { MailMessage } from "../src/plugins.ts";
 import { BACKUP_CODE_COUNT, TOTP_PERIOD_SECONDS, TWO_FACTOR_LOCKOUT } from "../src/two-factor.ts";
 import { cleanUpAfterFile, createTestApp, createTestClient, inProcessFetch, PASSWORD, uniqueEmail } from "./helpers.ts";
+import { createMailTestApp } from "./smtp.ts";
 
 cleanUpAfterFile();
 
-const mail: MailMessage[] = [];
-const t = await createTestApp({ TWO_FACTOR_ISSUER: "Learn Physics" }, undefined, {
-  sendMail: async (message) => void mail.push(message),
-});
+// Emailed codes go out over real SMTP; sign-up verification mails are off so only codes arrive.
+const t = await createMailTestApp({ TWO_FACTOR_ISSUER: "Learn Physics", EMAIL_FLOWS: "none" });
 const target = { baseUrl: t.config.baseUrl, fetch: inProcessFetch(t.app) };
 
 type Client = ReturnType<typeof createTestClient>["client"];
@@ -194,13 +192,16 @@ describe("signing in with a second factor", () => {
     await enableTotp(client);
     await client.signOut();
 
-    await client.signIn.email({ email, password: PASSWORD });
-    mail.length = 0;
+    expect((await client.signIn.email({ email, password: PASSWORD })).data).toMatchObject({ twoFactorMethods: ["totp", "otp"] });
     expect((await client.twoFactor.sendOtp()).error).toBeNull();
-    expect(mail).toHaveLength(1);
-    expect(mail[0]!.to).toBe(email);
-    const code = /code is (\d{6})/.exec(mail[0]!.text)?.[1];
+    const mail = await t.smtp.waitForMail(email);
+    expect(mail.subject).toBe("Your Learn sign-in code");
+    expect(t.smtp.mailsTo(email)).toHaveLength(1);
+    const code = /code is (\d{6})/.exec(mail.text)?.[1];
     expect(code).toBeDefined();
+    expect(mail.subject).not.toContain(code!);
+    expect(mail.html).toContain(code!);
+    expect(mail.text).toContain("expires in 5 minutes");
 
     const wrong = await client.twoFactor.verifyOtp({ code: code === "000000" ? "111111" : "000000" });
     expect(wrong.error?.status).toBe(401);
