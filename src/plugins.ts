@@ -7,7 +7,7 @@ import type { Logger } from "./log.ts";
 import type { Mailer, MailKind, MailTemplateData } from "./mailer.ts";
 import { adminHooks, adminPlugin, liveSessionForTokens } from "./admin.ts";
 import { activeOrganizationCacheRefresh, invitationRoleGuard, organizationPlugin } from "./organization.ts";
-import { passkeyPlugin } from "./passkey.ts";
+import { passkeyOwnership, passkeyPlugin } from "./passkey.ts";
 import { oidcPlugins } from "./social.ts";
 import { twoFactorRules, twoFactorPlugin } from "./two-factor.ts";
 
@@ -47,6 +47,7 @@ export function platformPlugins({ config, sql, logger, sendMail }: PluginDepende
     invitationRoleGuard(sql),
     activeOrganizationCacheRefresh(),
     passkeyPlugin(config),
+    passkeyOwnership(),
     ...oidcPlugins(config),
   ] as const;
 }
