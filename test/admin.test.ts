@@ -119,6 +119,28 @@ describe("the admin API", () => {
     expect(JSON.parse(atob(token!.split(".")[1]!))).toMatchObject({ role: "teacher", impersonatedBy: null });
   });
 
+  test("a demoted admin loses admin rights at once; only the browser's cached session still shows the old role", async () => {
+    const { client } = await signedInAdmin();
+    const deputy = await signedInAdmin();
+    // A fresh read caches the deputy's session in its cookie (SESSION_COOKIE_CACHE) with the admin role.
+    await deputy.client.getSession({ query: { disableCookieCache: true } });
+    expect(((await deputy.client.getSession()).data?.user as { role?: string }).role).toBe("admin");
+    expect((await deputy.client.admin.listUsers({ query: { limit: 1 } })).error).toBeNull();
+
+    expect((await client.admin.setRole({ userId: deputy.id, role: "user" })).error).toBeNull();
+    // get-session answers from the cookie copy: the old role (README, "Cookie cache") ...
+    expect(((await deputy.client.getSession()).data?.user as { role?: string }).role).toBe("admin");
+    // ... but the admin plugin reads the session and user rows for its checks: refused at once.
+    const refused = await deputy.client.admin.listUsers({ query: { limit: 1 } });
+    expect(refused.error?.status).toBe(403);
+    expect((await deputy.client.admin.setRole({ userId: deputy.id, role: "admin" })).error?.status).toBe(403);
+    expect((await t.db.sql`select role from users where id = ${deputy.id}`)[0]!.role).toBe("user");
+    const token = (await deputy.client.token()).data?.token;
+    expect(JSON.parse(atob(token!.split(".")[1]!))).toMatchObject({ role: "user" });
+    // That fresh read also rewrote the cookie copy.
+    expect(((await deputy.client.getSession()).data?.user as { role?: string }).role).toBe("user");
+  });
+
   test("a ban with a reason and an expiry revokes the user's sessions; sign-in answers 403 BANNED_USER until unbanned", async () => {
     const { client } = await signedInAdmin();
     const pupil = await signedUp();
