@@ -1,15 +1,21 @@
-// The HTTP surface: Better Auth under /api/auth/*, /health, CORS from the one origin list, and JSON
-// errors for everything else.
+// The HTTP surface: Better Auth under /api/auth/*, /health, /metrics, the API reference, CORS from
+// the one origin list, and JSON errors for everything else. Every request is observed (src/observe.ts).
+import { timingSafeEqual } from "node:crypto";
 import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import { CLIENT_IP_HEADER, type Auth } from "./auth.ts";
-import { clientIp } from "./client-ip.ts";
+import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import { checkDatabase, type Sql } from "./db.ts";
+import { answeringMailFailures } from "./email-flows.ts";
 import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
+import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
+import { completeReference, referencePage } from "./api-reference.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createRouteResolver, observeRequests } from "./observe.ts";
 import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
 import { currentSecret, previousSecrets } from "./secrets.ts";
@@ -34,9 +40,14 @@ export interface AppDependencies {
   sql: Sql;
   logger: Logger;
   version: string;
+  /** Shared with Better Auth's session counters; created here when absent. */
+  metrics?: Metrics;
 }
 
-export function createApp({ config, auth, sql, logger, version }: AppDependencies) {
+const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
+const AUTH_BASE_PATH = "/api/auth";
+
+export function createApp({ config, auth, sql, logger, version, metrics = createMetrics() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<typeof checkDatabase> | null = null;
   /** `fresh`: after a failed query, a recent success proves nothing. */
@@ -51,6 +62,18 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
   // Set while the last probe failed: requests then answer 503 after one probe (shared by all of them)
   // instead of queueing behind a pool that is reconnecting.
   let databaseDown = false;
+  const JSON_TYPE = { "content-type": "application/json;charset=utf-8", ...securityHeadersFor("/health") };
+  const healthBody = (status: string) =>
+    `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date().toISOString()}"`;
+  // Synchronous while the last probe is fresh: no promise, no JSON.stringify of an object.
+  const health = (): Response | Promise<Response> => {
+    if (Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return new Response(`${healthBody("ok")}}`, { headers: JSON_TYPE });
+    return databaseHealth().then((database) =>
+      database.ok
+        ? new Response(`${healthBody("ok")}}`, { headers: JSON_TYPE })
+        : new Response(`${healthBody("degraded")},"reason":${JSON.stringify(`database: ${database.reason}`)}}`, { status: 503, headers: JSON_TYPE }),
+    );
+  };
 
   const fastPath = createSessionFastPath(auth, sql, logger).catch((error) => {
     logger.error("session fast path disabled", error);
@@ -101,7 +124,7 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     else request.headers.delete(CLIENT_IP_HEADER);
     let response: Response;
     try {
-      response = await auth.handler(request);
+      response = await answeringMailFailures(() => auth.handler(request));
     } catch (error) {
       // Better Auth's rate limiter runs outside its own error handling.
       const refused = await unavailable(error);
@@ -113,10 +136,25 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
     if (response.status === 429) return rateLimitedResponse(response);
     if (response.status >= 500) return (await unavailable(null)) ?? response;
-    return response;
+    return normaliseLinkResponse(request, response, config);
   };
 
-  return new Elysia()
+  // On a listening server /health is answered by a plain Bun route, outside Elysia's hooks: load
+  // balancers poll it, it needs no CORS, and the hooks cost a third of its throughput (bench/RESULTS.md).
+  // app.handle() (tests, in-process use) reaches the same function through the Elysia route below.
+  const authRoutes = Object.values(auth.api as Record<string, { path?: string }>).flatMap((endpoint) => (endpoint.path ? [`${AUTH_BASE_PATH}${endpoint.path}`] : []));
+  const routeOf = createRouteResolver([...APP_ROUTES, ...authRoutes]);
+  const expectedMetricsAuthorization = config.metricsToken ? Buffer.from(`Bearer ${config.metricsToken}`) : null;
+  let reference: Promise<Record<string, unknown>> | undefined;
+  const apiReference = () =>
+    (reference ??= auth.api
+      .generateOpenAPISchema()
+      .then((generated) => completeReference(generated as Record<string, unknown>, { baseUrl: config.baseUrl, basePath: AUTH_BASE_PATH, version })));
+
+  // The listening server exists only after listen(); the observer asks for it per request.
+  const listening: { app?: { server: SocketInfo | null } } = {};
+  const app = new Elysia({ serve: { routes: { "/health": { GET: health } } } })
+    .wrap(observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server }) as never)
     // First, so that answers given before any route (CORS preflights, 413s) carry them too.
     .onRequest(({ request, set }) => void Object.assign(set.headers, securityHeadersFor(new URL(request.url).pathname)))
     .use(
@@ -142,13 +180,24 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
       logger.error("unhandled error", error);
       return errorResponse(500, "INTERNAL_ERROR", "something went wrong; it has been logged");
     })
-    .get("/health", async ({ set }) => {
-      const database = await databaseHealth(false);
-      const body = { status: database.ok ? "ok" : "degraded", service: "auth-server", version, timestamp: new Date().toISOString() };
-      if (database.ok) return body;
-      set.status = 503;
-      return { ...body, reason: `database: ${database.reason}` };
+    .get("/health", health)
+    .get("/metrics", async ({ request }) => {
+      if (expectedMetricsAuthorization) {
+        // RFC 6750 2.1 (bearer header) and 3 (WWW-Authenticate on a refused request); constant-time compare.
+        const sent = Buffer.from(request.headers.get("authorization") ?? "");
+        if (sent.length !== expectedMetricsAuthorization.length || !timingSafeEqual(sent, expectedMetricsAuthorization)) {
+          return errorResponse(401, "UNAUTHORIZED", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", { "www-authenticate": 'Bearer realm="metrics"' });
+        }
+      }
+      return new Response(await metrics.render(), { headers: { "content-type": metrics.registry.contentType, "cache-control": "no-store" } });
     })
+    .get("/api/auth/reference", async ({ request }) => {
+      const document = await apiReference();
+      const wantsJson = new URL(request.url).searchParams.get("format") === "json" || /application\/json/.test(request.headers.get("accept") ?? "");
+      if (wantsJson) return Response.json(document);
+      return new Response(referencePage(document), { headers: { "content-type": "text/html; charset=utf-8" } });
+    })
+    .get("/api/auth/open-api/generate-schema", async () => Response.json(await apiReference()))
     .get(
       "/api/auth/get-session",
       ({ request, server }) => whileDatabaseAnswers(async () => (await (await fastPath)?.getSession(resign(request))) ?? toBetterAuth(request, server)),
@@ -161,6 +210,8 @@ export function createApp({ config, auth, sql, logger, version }: AppDependencie
     )
     .all("/api/auth/*", ({ request, server }) => whileDatabaseAnswers(() => toBetterAuth(request, server)), { parse: "none" })
     .all("*", () => errorResponse(404, "NOT_FOUND", "no such route"));
+  listening.app = app as { server: SocketInfo | null };
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -3,16 +3,21 @@
 import { betterAuth } from "better-auth";
 import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
-import { bearer, generateExportedKeyPair, jwt } from "better-auth/plugins";
+import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
+import type { SecondaryStorage } from "better-auth";
 import { PostgresJSDialect } from "kysely-postgres-js";
 import { auditTrail, createAuditRecorder } from "./audit.ts";
 import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
+import { emailFlows } from "./email-flows.ts";
 import type { TransactionSql } from "postgres";
-import { accountLockout, logOnlyNotifier, type LockoutNotifier } from "./lockout.ts";
+import { accountLockout, logOnlyNotifier, mailingNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
+import { authObserver } from "./auth-observer.ts";
+import type { Metrics } from "./metrics.ts";
+import { createMailer, type Mailer } from "./mailer.ts";
 import { createPasswordHasher } from "./password.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
@@ -24,6 +29,12 @@ export interface AuthDependencies {
   config: Config & { secret: string };
   sql: Sql;
   logger: Logger;
+  /** Session counters; absent in tools that run Better Auth without serving (drift check, cleanup). */
+  metrics?: Metrics;
+  /** Redis (REDIS_URL, src/redis-storage.ts): sessions are kept there as well as in Postgres. */
+  secondaryStorage?: SecondaryStorage;
+  /** Sends the account mails; by default one built from `config.mail`. */
+  mailer?: Mailer;
   /** Where rate-limit counters live; default the Postgres `rate_limits` table (src/rate-limit.ts). */
   rateLimitStore?: RateLimitStore;
   /** Tells an account's owner it was locked; default: a log line. */
@@ -85,9 +96,25 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger, rateLimitStore, notifyLockout }: AuthDependencies) {
+/** Mail when a relay is configured (and the console transport outside production), else a log line. */
+function lockoutNotifier(config: Config, mailer: Mailer, logger: Logger): LockoutNotifier {
+  return mailer.transport === "smtp" || config.nodeEnv !== "production" ? mailingNotifier(mailer) : logOnlyNotifier(logger);
+}
+
+export function createAuth({ config, sql, logger, metrics, secondaryStorage, rateLimitStore, notifyLockout, mailer = createMailer(config, logger) }: AuthDependencies) {
+  // The mail flows need the instance they belong to; they reach it only once requests arrive.
+  const flows = emailFlows({
+    config,
+    mailer,
+    sql,
+    logger,
+    auth: {
+      hasSession: async (headers) => (await auth.api.getSession({ headers })) !== null,
+      deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
+    },
+  });
   const recordEvent = createAuditRecorder(sql, logger);
-  return betterAuth({
+  const auth = betterAuth({
     appName: "auth-server",
     baseURL: config.baseUrl,
     basePath: "/api/auth",
@@ -95,6 +122,9 @@ export function createAuth({ config, sql, logger, rateLimitStore, notifyLockout 
     database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
     trustedOrigins: config.corsOrigins,
     telemetry: { enabled: false },
+    // With Redis, sessions stay in Postgres as well (storeSessionInDatabase below: the Python side reads
+    // them there, and an evicted key must not sign anyone out), and so do verifications.
+    ...(secondaryStorage ? { secondaryStorage } : {}),
     logger: {
       level: config.logLevel,
       log: (level, message, ...details) => logger[level](`[better-auth] ${message}`, ...details),
@@ -120,15 +150,23 @@ export function createAuth({ config, sql, logger, rateLimitStore, notifyLockout 
       minPasswordLength: config.passwordMinLength,
       maxPasswordLength: config.passwordMaxLength,
       password: createPasswordHasher(sql, logger),
+      ...flows.emailAndPassword,
     },
+    emailVerification: flows.emailVerification,
     session: {
       ...schemaMapping.session,
       expiresIn: config.sessionExpiresInSeconds,
       updateAge: config.sessionUpdateAgeSeconds,
+      ...(secondaryStorage ? { storeSessionInDatabase: true } : {}),
+      // A signed copy of the session in a cookie answers get-session without a lookup for this long;
+      // a revoked session stays usable in that browser until its copy expires (README, "Cookie cache").
+      ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
-    user: { ...schemaMapping.user, additionalFields: profileFields },
+    user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },
     account: schemaMapping.account,
-    verification: schemaMapping.verification,
+    // storeInDatabase matters only with Redis: one-time tokens must survive it (and Better Auth's
+    // reserveVerificationValue refuses Redis-only verifications).
+    verification: { ...schemaMapping.verification, storeInDatabase: true, ...flows.verification },
     rateLimit: rateLimitOptions(config, rateLimitStore ?? createPostgresRateLimitStore(sql)),
     advanced: {
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
@@ -139,6 +177,7 @@ export function createAuth({ config, sql, logger, rateLimitStore, notifyLockout 
     },
     hooks: {
       before: createAuthMiddleware(async (ctx) => {
+        await flows.hooks.before(ctx);
         if (ctx.path !== "/sign-up/email" && ctx.path !== "/update-user") return;
         const body = (ctx.body ?? {}) as Record<string, unknown>;
         // Leaving "other" clears the free-text role, so a stale one never reaches a JWT.
@@ -156,14 +195,20 @@ export function createAuth({ config, sql, logger, rateLimitStore, notifyLockout 
         const problem = roleOtherProblem(role, body.roleOther);
         if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
       }),
+      after: flows.hooks.after,
     },
     plugins: [
       bearer(),
       jwt(jwtOptions(config)),
+      // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
+      openAPI({ disableDefaultReference: true }),
+      authObserver(metrics),
       auditTrail(recordEvent, sql),
-      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: notifyLockout ?? logOnlyNotifier(logger), logger }),
+      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: notifyLockout ?? lockoutNotifier(config, mailer, logger), logger }),
+      ...flows.plugins,
     ],
   });
+  return auth;
 }
 
 export type Auth = ReturnType<typeof createAuth>;

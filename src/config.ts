@@ -3,6 +3,7 @@
 
 export type NodeEnv = "development" | "production" | "test";
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "json" | "pretty";
 
 export interface Config {
   nodeEnv: NodeEnv;
@@ -20,7 +21,8 @@ export interface Config {
   trustProxy: boolean;
   rateLimit: boolean;
   rateLimitRules: RateLimitRules;
-  /** Redis for the rate-limit counters instead of Postgres; undefined: Postgres. */
+  /** redis:// or rediss:// URL: sessions are also kept there (Better Auth's secondary storage, next to
+   * Postgres) and the rate-limit counters live there instead of Postgres; undefined: Postgres only. */
   redisUrl: string | undefined;
   lockout: LockoutPolicy;
   auditRetentionSeconds: number;
@@ -33,8 +35,41 @@ export interface Config {
   passwordMaxLength: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /** json: one JSON object per line (production default); pretty: readable lines for development. */
+  logFormat: LogFormat;
+  /** Bearer token that GET /metrics requires; undefined: /metrics is open. */
+  metricsToken: string | undefined;
+  /** Seconds between housekeeping runs; 0: no periodic run (`bun run cleanup` still works). */
+  housekeepingIntervalSeconds: number;
+  /** Lifetime of the signed session cookie cache in seconds; 0: off. */
+  sessionCookieCacheSeconds: number;
   dataDir: string;
   embeddedDatabasePort: number;
+  mail: MailConfig;
+}
+
+/** The account flows that send mail (src/email-flows.ts), each one switchable by EMAIL_FLOWS. */
+export const EMAIL_FLOWS = ["verification", "password-reset", "magic-link", "change-email", "delete-account"] as const;
+export type EmailFlow = (typeof EMAIL_FLOWS)[number];
+
+export interface MailConfig {
+  /** smtp:// or smtps:// relay; undefined: the development console transport (never in production). */
+  smtpUrl: string | undefined;
+  from: string;
+  /** Signs every mail and names the product in subjects. */
+  productName: string;
+  /** Longest a request waits for the relay; a queued send is abandoned after the same bound. */
+  sendTimeoutMs: number;
+  flows: ReadonlySet<EmailFlow>;
+  requireEmailVerification: boolean;
+  autoSignInAfterVerification: boolean;
+  magicLinkSignUp: boolean;
+  /** Where emailed links return when the request named no callback URL (the site). */
+  appUrl: string;
+  verificationExpiresInSeconds: number;
+  passwordResetExpiresInSeconds: number;
+  magicLinkExpiresInSeconds: number;
+  deleteAccountExpiresInSeconds: number;
 }
 
 export interface VersionedSecret {
@@ -277,7 +312,87 @@ export function loadConfig(env: Env = process.env): Config {
       if (value === "debug" || value === "info" || value === "warn" || value === "error") return value;
       throw new ConfigError("LOG_LEVEL", `"${raw}" is not one of debug, info, warn, error`);
     }),
+    logFormat: with_<LogFormat>("LOG_FORMAT", production ? "json" : "pretty", (raw) => {
+      const value = raw.toLowerCase();
+      if (value === "json" || value === "pretty") return value;
+      throw new ConfigError("LOG_FORMAT", `"${raw}" is not one of json, pretty`);
+    }),
+    metricsToken: with_<string | undefined>("METRICS_TOKEN", undefined, (raw) => {
+      // ASVS 2.10.4: a service credential is long enough not to be guessed.
+      if (raw.length < 16) throw new ConfigError("METRICS_TOKEN", "must be at least 16 characters (openssl rand -hex 24)");
+      return raw;
+    }),
+    housekeepingIntervalSeconds: with_("HOUSEKEEPING_INTERVAL", 3600, (raw) =>
+      /^\s*(0|off)\s*$/i.test(raw) ? 0 : parseDuration("HOUSEKEEPING_INTERVAL", raw),
+    ),
+    sessionCookieCacheSeconds: with_("SESSION_COOKIE_CACHE", 300, (raw) =>
+      /^\s*(0|off)\s*$/i.test(raw) ? 0 : parseDuration("SESSION_COOKIE_CACHE", raw),
+    ),
     dataDir: read("DATA_DIR") ?? ".data",
     embeddedDatabasePort: with_("EMBEDDED_DB_PORT", 5433, (raw) => parseInteger("EMBEDDED_DB_PORT", raw, 0, 65535)),
+    mail: loadMailConfig(with_, { production, baseUrl, corsOrigins }),
+  });
+}
+
+type Reader = <T>(name: string, fallback: T, parse: (raw: string) => T) => T;
+
+function loadMailConfig(with_: Reader, server: { production: boolean; baseUrl: string; corsOrigins: string[] }): MailConfig {
+  const smtpUrl = with_<string | undefined>("SMTP_URL", undefined, (raw) => {
+    const url = parseUrl("SMTP_URL", raw, ["smtp:", "smtps:"]);
+    if (!url.hostname) throw new ConfigError("SMTP_URL", "names no host (e.g. smtps://user:pass@smtp.example.com:465)");
+    return raw;
+  });
+  const flows = with_<ReadonlySet<EmailFlow>>("EMAIL_FLOWS", new Set(EMAIL_FLOWS), (raw) => {
+    const names = raw.split(",").map((name) => name.trim().toLowerCase()).filter(Boolean);
+    if (names.length === 1 && names[0] === "none") return new Set();
+    for (const name of names) {
+      if (!(EMAIL_FLOWS as readonly string[]).includes(name)) {
+        throw new ConfigError("EMAIL_FLOWS", `"${name}" is not one of ${EMAIL_FLOWS.join(", ")} (or "none")`);
+      }
+    }
+    return new Set(names as EmailFlow[]);
+  });
+  if (server.production && flows.size > 0 && !smtpUrl) {
+    throw new ConfigError(
+      "SMTP_URL",
+      `is required in production while email flows are on (${[...flows].join(", ")}): set an smtp:// or smtps:// relay, or EMAIL_FLOWS=none`,
+    );
+  }
+  const from = with_("MAIL_FROM", undefined as string | undefined, (raw) => {
+    if (!/^[^<>@\s]+@[^<>@\s]+$|<[^<>@\s]+@[^<>@\s]+>$/.test(raw)) {
+      throw new ConfigError("MAIL_FROM", `"${raw}" is not an address (e.g. no-reply@example.com or "Learn <no-reply@example.com>")`);
+    }
+    return raw;
+  });
+  if (server.production && smtpUrl && !from) {
+    throw new ConfigError("MAIL_FROM", "is required in production with SMTP_URL (the sender address the relay accepts)");
+  }
+  const requireEmailVerification = with_("REQUIRE_EMAIL_VERIFICATION", false, (raw) => parseBoolean("REQUIRE_EMAIL_VERIFICATION", raw));
+  if (requireEmailVerification && !flows.has("verification")) {
+    throw new ConfigError("REQUIRE_EMAIL_VERIFICATION", "needs the verification flow in EMAIL_FLOWS");
+  }
+  const duration = (name: string, fallback: number) => with_(name, fallback, (raw) => parseDuration(name, raw));
+  return Object.freeze({
+    smtpUrl,
+    from: from ?? `auth-server <no-reply@${new URL(server.baseUrl).hostname}>`,
+    productName: with_("APP_NAME", "auth-server", (raw) => raw),
+    sendTimeoutMs: duration("MAIL_SEND_TIMEOUT", 10) * 1000,
+    flows,
+    requireEmailVerification,
+    autoSignInAfterVerification: with_("EMAIL_VERIFICATION_AUTO_SIGN_IN", true, (raw) => parseBoolean("EMAIL_VERIFICATION_AUTO_SIGN_IN", raw)),
+    magicLinkSignUp: with_("MAGIC_LINK_SIGN_UP", false, (raw) => parseBoolean("MAGIC_LINK_SIGN_UP", raw)),
+    appUrl: with_("APP_URL", server.corsOrigins[0] ?? server.baseUrl, (raw) => {
+      const url = parseUrl("APP_URL", raw, ["http:", "https:"]);
+      // Better Auth redirects only to trusted origins; a link returning elsewhere would always fail.
+      if (url.origin !== server.baseUrl && !server.corsOrigins.includes(url.origin)) {
+        throw new ConfigError("APP_URL", `must be on one of the CORS_ORIGINS (${server.corsOrigins.join(", ") || "none set"})`);
+      }
+      return url.href.replace(/\/$/, "");
+    }),
+    // ASVS 2.5.x / 2.7.x: links are short-lived; the defaults follow the issue (1 hour, magic link 10 minutes).
+    verificationExpiresInSeconds: duration("EMAIL_VERIFICATION_EXPIRES_IN", 3600),
+    passwordResetExpiresInSeconds: duration("PASSWORD_RESET_EXPIRES_IN", 3600),
+    magicLinkExpiresInSeconds: duration("MAGIC_LINK_EXPIRES_IN", 600),
+    deleteAccountExpiresInSeconds: duration("DELETE_ACCOUNT_EXPIRES_IN", 3600),
   });
 }

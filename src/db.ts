@@ -50,6 +50,8 @@ export interface Database {
   url: string;
   /** True when the server runs its own embedded database (no DATABASE_URL). */
   embedded: boolean;
+  /** Connections the pool opens at most. */
+  poolMax: number;
   close(): Promise<void>;
 }
 
@@ -57,7 +59,7 @@ export interface Database {
 export async function openDatabase(config: Pick<Config, "databaseUrl" | "databasePoolMax" | "dataDir" | "embeddedDatabasePort">): Promise<Database> {
   if (config.databaseUrl) {
     const sql = createPool(config.databaseUrl, { max: config.databasePoolMax });
-    return { sql, url: config.databaseUrl, embedded: false, close: () => sql.end({ timeout: 5 }) };
+    return { sql, url: config.databaseUrl, embedded: false, poolMax: config.databasePoolMax, close: () => sql.end({ timeout: 5 }) };
   }
   const { startEmbeddedDatabase, EMBEDDED_POOL_MAX } = await import("./embedded-db.ts");
   const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedDatabasePort);
@@ -66,6 +68,7 @@ export async function openDatabase(config: Pick<Config, "databaseUrl" | "databas
     sql,
     url: embedded.url,
     embedded: true,
+    poolMax: EMBEDDED_POOL_MAX,
     async close() {
       await sql.end({ timeout: 5 });
       await embedded.stop();

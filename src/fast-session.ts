@@ -3,17 +3,20 @@
 // session+user query through Kysely each time (together most of its ~1 ms of CPU per get-session).
 // For the common case (a validly signed session cookie, a live session, no refresh due, no options)
 // these answer with one prepared statement and the same JSON; every other case returns null and
-// Better Auth answers as usual. test/fast-session.test.ts proves both answers identical.
+// Better Auth answers as usual. With the cookie cache on (its default "compact" format), get-session
+// also answers from a valid signed session_data cookie without any lookup, and sets that cookie after
+// a lookup, as Better Auth does. test/fast-session.test.ts proves the answers identical.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { getAuthTables } from "better-auth/db";
 import { signJWT, toExpJWT as toExp } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
-import { parseCookies } from "better-call";
+import { parseCookies, serializeCookie } from "better-call";
 import { importJWK } from "jose";
 import type { Auth } from "./auth.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import { noteRequestUser } from "./observe.ts";
 
 export interface SessionFastPath {
   /** The get-session answer, or null when Better Auth must answer. */
@@ -26,6 +29,11 @@ type Field = { key: string; column: string };
 type SessionPair = { session: Record<string, unknown>; user: Record<string, unknown> };
 
 const JSON_HEADERS = { "content-type": "application/json" };
+// Better Auth marks get-session answers uncacheable; so does the fast path.
+const SESSION_HEADERS = { ...JSON_HEADERS, "cache-control": "no-store", pragma: "no-cache" };
+// Better Auth splits a cookie whose Set-Cookie line would pass this many bytes into chunks; the fast
+// path leaves those to it.
+const MAX_COOKIE_BYTES = 4050;
 // How long a decrypted, imported signing key is reused before the jwks table is read again; a
 // rotated key is picked up within this time (old keys stay in the JWKS for their grace period).
 const SIGNING_KEY_TTL_MS = 60_000;
@@ -54,8 +62,10 @@ function outputFields(table: { fields: Record<string, { type: unknown; fieldName
 export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger): Promise<SessionFastPath | null> {
   const options = auth.options as typeof auth.options & Record<string, any>;
   const session = options.session as Record<string, any> | undefined;
-  if (session?.cookieCache?.enabled || options.secondaryStorage || session?.deferSessionRefresh || session?.disableSessionRefresh) {
-    logger.debug("session fast path off: cookie cache, secondary storage or refresh options are set");
+  const cookieCache = session?.cookieCache?.enabled ? (session.cookieCache as Record<string, any>) : null;
+  const cacheUnsupported = cookieCache && ((cookieCache.strategy ?? "compact") !== "compact" || cookieCache.version || cookieCache.refreshCache);
+  if (cacheUnsupported || options.secondaryStorage || session?.deferSessionRefresh || session?.disableSessionRefresh) {
+    logger.debug("session fast path off: cookie cache options, secondary storage or refresh options are set");
     return null;
   }
   const context = await auth.$context;
@@ -76,15 +86,18 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   const secret = context.secret;
   const { expiresIn, updateAge } = context.sessionConfig;
 
-  /** The session token of a request that the fast path may answer, or null. */
-  function sessionTokenOf(request: Request): string | null {
+  /**
+   * The session token of a request that the fast path may answer, and its cookies, or null. A
+   * session_data cookie is only acceptable where the caller handles it (get-session with the cache on).
+   */
+  function sessionTokenOf(request: Request, sessionDataAllowed: boolean): { token: string; jar: Map<string, string> } | null {
     if (request.headers.has("authorization")) return null; // bearer plugin: Better Auth converts it
     if (request.url.includes("?")) return null; // disableRefresh, disableCookieCache, ...
     const header = request.headers.get("cookie");
     if (!header) return null;
     const jar = parseCookies(header);
     if (jar.has(cookies.dontRememberToken.name)) return null;
-    for (const name of jar.keys()) if (name.startsWith(cookies.sessionData.name)) return null;
+    if (!sessionDataAllowed) for (const name of jar.keys()) if (name.startsWith(cookies.sessionData.name)) return null;
     const value = jar.get(cookies.sessionToken.name);
     if (!value) return null;
     // Signed cookie: token "." base64(HMAC-SHA256(secret, token)), as better-call verifies it.
@@ -94,13 +107,11 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
     const signature = value.slice(dot + 1);
     if (signature.length !== 44 || !signature.endsWith("=")) return null;
     const expected = createHmac("sha256", secret).update(token).digest("base64");
-    return timingSafeEqual(Buffer.from(signature), Buffer.from(expected)) ? token : null;
+    return timingSafeEqual(Buffer.from(signature), Buffer.from(expected)) ? { token, jar } : null;
   }
 
   /** The live session and its user, as Better Auth's get-session returns them, or null. */
-  async function lookup(request: Request): Promise<SessionPair | null> {
-    const token = sessionTokenOf(request);
-    if (!token) return null;
+  async function lookup(token: string): Promise<SessionPair | null> {
     const [row] = await sql.unsafe(lookupText, [token], { prepare: true });
     if (!row) return null;
     const pair: SessionPair = { session: {}, user: {} };
@@ -110,7 +121,47 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
     const now = Date.now();
     if (expiresAt <= now) return null; // expired: Better Auth deletes it and clears the cookie
     if (expiresAt - expiresIn * 1000 + updateAge * 1000 <= now) return null; // refresh due: Better Auth slides it
+    noteRequestUser(pair.user.id);
     return pair;
+  }
+
+  // The cookie cache, "compact" strategy as Better Auth 1.7 writes it (cookies/index.mjs
+  // setCookieCache): base64url(JSON {session: payload, expiresAt, signature}), the signature an
+  // unpadded base64url HMAC-SHA256 of JSON {...payload, expiresAt} under the secret.
+  const cacheMaxAge: number = cookieCache?.maxAge ?? 300;
+  const sign = (text: string) => createHmac("sha256", secret).update(text).digest("base64url");
+
+  /** The session a valid, current session_data cookie holds for `token`, or null (Better Auth decides). */
+  function cachedPair(jar: Map<string, string>, token: string): SessionPair | null {
+    const value = jar.get(cookies.sessionData.name);
+    if (!value) return null;
+    let cached: { session?: { session?: Record<string, unknown>; user?: Record<string, unknown>; version?: string }; expiresAt?: number; signature?: string };
+    try {
+      cached = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
+    } catch {
+      return null;
+    }
+    const payload = cached?.session;
+    if (!payload?.session || !payload.user || typeof cached.expiresAt !== "number" || typeof cached.signature !== "string") return null;
+    const expected = Buffer.from(sign(JSON.stringify({ ...payload, expiresAt: cached.expiresAt })));
+    const sent = Buffer.from(cached.signature);
+    if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return null;
+    const now = Date.now();
+    const sessionExpiresAt = new Date(payload.session.expiresAt as string).getTime();
+    if (payload.session.token !== token || (payload.version ?? "1") !== "1") return null;
+    if (cached.expiresAt < now || !(sessionExpiresAt >= now)) return null;
+    noteRequestUser(payload.user.id);
+    return { session: payload.session, user: payload.user };
+  }
+
+  /** The Set-Cookie line of a fresh session_data cookie for `pair`, or null when it would need chunks. */
+  function cacheCookie(pair: SessionPair): string | null {
+    const payload = { session: pair.session, user: pair.user, updatedAt: Date.now(), version: "1" };
+    const expiresAt = Date.now() + cacheMaxAge * 1000;
+    const signature = sign(JSON.stringify({ ...payload, expiresAt }));
+    const value = Buffer.from(JSON.stringify({ session: payload, expiresAt, signature })).toString("base64url");
+    const line = serializeCookie(cookies.sessionData.name, value, { ...cookies.sessionData.attributes, maxAge: cacheMaxAge } as never);
+    return line.length > MAX_COOKIE_BYTES ? null : line;
   }
 
   const jwtPlugin = options.plugins?.find((plugin: { id: string }) => plugin.id === "jwt") as { options?: JwtOptions } | undefined;
@@ -161,12 +212,27 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
 
   return {
     async getSession(request) {
-      const pair = await lookup(request);
-      return pair ? new Response(JSON.stringify(pair), { headers: JSON_HEADERS }) : null;
+      const found = sessionTokenOf(request, Boolean(cookieCache));
+      if (!found) return null;
+      if (cookieCache) {
+        for (const name of found.jar.keys()) if (name.startsWith(`${cookies.sessionData.name}.`)) return null; // chunked
+        if (found.jar.has(cookies.sessionData.name)) {
+          const cached = cachedPair(found.jar, found.token);
+          return cached ? new Response(JSON.stringify(cached), { headers: SESSION_HEADERS }) : null;
+        }
+      }
+      const pair = await lookup(found.token);
+      if (!pair) return null;
+      if (!cookieCache) return new Response(JSON.stringify(pair), { headers: SESSION_HEADERS });
+      const setCookie = cacheCookie(pair);
+      if (!setCookie) return null;
+      return new Response(JSON.stringify(pair), { headers: { ...SESSION_HEADERS, "set-cookie": setCookie } });
     },
     async token(request) {
       if (!tokenFastPath) return null;
-      const pair = await lookup(request);
+      // The fast /token reads the session row; when it is gone Better Auth answers (and it honours the cookie cache).
+      const found = sessionTokenOf(request, Boolean(cookieCache));
+      const pair = found && (await lookup(found.token));
       if (!pair) return null;
       const sessionToken = pair.session.token as string;
       // Any change to the user row (profile, ban, ...) or a slid session mints a fresh token.

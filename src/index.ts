@@ -5,11 +5,15 @@ import { MAX_BODY_BYTES, createApp } from "./app.ts";
 import { createAuth, ensureSigningKey, SigningKeyError } from "./auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { openDatabase } from "./db.ts";
-import { startHousekeeping } from "./housekeeping.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { createMailer } from "./mailer.ts";
 import { applyMigrations, MigrationError } from "./migrate.ts";
 import { createRateLimitStore } from "./rate-limit.ts";
 import { ensureSecret } from "./secret.ts";
+import { createMetrics } from "./metrics.ts";
+import { trackPool } from "./pool-stats.ts";
+import { scheduleHousekeeping } from "./housekeeping.ts";
+import { createRedisStorage } from "./redis-storage.ts";
 
 export interface RunningServer {
   url: string;
@@ -18,9 +22,10 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(baseConfig: Config, logger: Logger = createLogger(baseConfig.logLevel)): Promise<RunningServer> {
+export async function startServer(baseConfig: Config, logger: Logger = createLogger(baseConfig.logLevel, undefined, baseConfig.logFormat)): Promise<RunningServer> {
   const config = ensureSecret(baseConfig, logger);
   const database = await openDatabase(config);
+  let closeRedis = () => {};
   try {
     if (database.embedded) {
       logger.info(`embedded database (PGlite, data in ${config.dataDir}) at ${database.url}`);
@@ -29,15 +34,29 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
       const applied = await applyMigrations(database.sql);
       if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     }
+    const mailer = createMailer(config, logger);
+    if (mailer.transport === "console" && config.mail.flows.size > 0) {
+      logger.warn("no SMTP_URL: account emails are printed to this log, not sent");
+    }
+    const pool = trackPool(database.sql, database.poolMax);
+    const metrics = createMetrics(pool.stats, database.poolMax);
+    const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+    closeRedis = () => redis?.close();
     const rateLimitStore = createRateLimitStore(config, database.sql);
-    const auth = createAuth({ config, sql: database.sql, logger, rateLimitStore });
+    const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
-    const stopHousekeeping = startHousekeeping(database.sql, rateLimitStore, config, logger);
-    const app = createApp({ config, auth, sql: database.sql, logger, version: packageJson.version });
+    const app = createApp({ config, auth, sql: pool.sql, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
     const server = app.server!;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
     logger.info(`auth-server ${packageJson.version} listening on ${url} (${config.nodeEnv})`);
+    const housekeeping = config.housekeepingIntervalSeconds
+      ? scheduleHousekeeping(database.sql, logger, {
+          intervalSeconds: config.housekeepingIntervalSeconds,
+          auditRetentionSeconds: config.auditRetentionSeconds,
+          lockoutWindowSeconds: config.lockout.windowSeconds,
+        })
+      : null;
 
     let stopping: Promise<void> | undefined;
     const stop = () =>
@@ -52,12 +71,15 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
           logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms; closing them`);
           await server.stop(true);
         }
-        stopHousekeeping();
+        await housekeeping?.stop();
+        closeRedis();
         await rateLimitStore.close();
+        await mailer.close(); // queued mail, each bounded by MAIL_SEND_TIMEOUT
         await database.close();
       })());
     return { url, port: server.port!, databaseUrl: database.url, stop };
   } catch (error) {
+    closeRedis();
     await database.close();
     throw error;
   }
@@ -74,7 +96,7 @@ if (import.meta.main) {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   let running: RunningServer;
   try {
     running = await startServer(config, logger);

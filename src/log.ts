@@ -1,21 +1,78 @@
-// A small levelled logger shared by the server and handed to Better Auth, so one LOG_LEVEL governs both.
-import type { LogLevel } from "./config.ts";
-
-const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+// The server's logger, shared by every module and handed to Better Auth, so one LOG_LEVEL governs
+// both. pino writes one JSON object per line (production); development gets the same lines as
+// readable text. Secrets never reach a line: known secret fields are censored and email addresses
+// are masked wherever they appear (OWASP Logging Cheat Sheet: no credentials, tokens or personal data).
+import pino from "pino";
+import type { LogFormat, LogLevel } from "./config.ts";
 
 export interface Logger {
   level: LogLevel;
+  /** `details`: plain objects become fields of the line, errors its `err`, anything else joins the message. */
   debug(message: string, ...details: unknown[]): void;
   info(message: string, ...details: unknown[]): void;
   warn(message: string, ...details: unknown[]): void;
   error(message: string, ...details: unknown[]): void;
 }
 
-export function createLogger(level: LogLevel, sink: (line: string) => void = (line) => console.error(line)): Logger {
+// Fields that may hold a credential, at the top of a line or one object down (pino redact paths).
+const SECRET_FIELDS = ["password", "newPassword", "currentPassword", "token", "sessionToken", "cookie", "authorization", "secret", "accessToken", "refreshToken", "idToken"];
+const REDACT_PATHS = SECRET_FIELDS.flatMap((field) => [field, `*.${field}`]);
+const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})/g;
+
+/** "ada.lovelace@example.com" -> "a***@example.com": enough to tell domains apart, not to identify a person. */
+export function maskEmails(text: string): string {
+  return text.replace(EMAIL, "$1***@$2");
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+
+function maskStrings(value: unknown, depth = 0): unknown {
+  if (typeof value === "string") return maskEmails(value);
+  if (depth > 3 || value === null || typeof value !== "object" || value instanceof Date) return value;
+  if (Array.isArray(value)) return value.map((item) => maskStrings(item, depth + 1));
+  if (value instanceof Error) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, maskStrings(item, depth + 1)]));
+}
+
+/** Development output: `time LEVEL message {fields}` and an error's stack on the lines after it. */
+function readableLine(json: string): string {
+  const { time, level, msg, err, ...fields } = JSON.parse(json) as Record<string, unknown>;
+  const parts = [String(time), String(level).toUpperCase().padEnd(5), String(msg ?? "")];
+  if (Object.keys(fields).length) parts.push(JSON.stringify(fields));
+  const error = err as { stack?: string; message?: string } | undefined;
+  if (error) parts.push(error.stack ?? error.message ?? "");
+  return parts.join(" ");
+}
+
+const defaultSink = (format: LogFormat) =>
+  format === "json" ? (line: string) => process.stdout.write(`${line}\n`) : (line: string) => console.error(line);
+
+export function createLogger(level: LogLevel, sink?: (line: string) => void, format: LogFormat = "pretty"): Logger {
+  const write = sink ?? defaultSink(format);
+  const base = pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT_PATHS, censor: "[redacted]" },
+      // `err` is already a plain, masked object (maskedError); pino's own serializer would rename its type.
+      serializers: { err: (value: unknown) => value },
+    },
+    { write: (json: string) => write(format === "json" ? json.trimEnd() : readableLine(json)) },
+  );
   const emit = (at: LogLevel, message: string, details: unknown[]) => {
-    if (ORDER[at] < ORDER[level]) return;
-    const rest = details.map((detail) => (detail instanceof Error ? detail.stack ?? detail.message : typeof detail === "string" ? detail : safeJson(detail)));
-    sink([new Date().toISOString(), at.toUpperCase().padEnd(5), message, ...rest].join(" "));
+    if (!base.isLevelEnabled(at)) return;
+    const fields: Record<string, unknown> = {};
+    const words = [maskEmails(message)];
+    for (const detail of details) {
+      if (detail instanceof Error) fields.err = maskedError(detail);
+      else if (isPlainObject(detail)) Object.assign(fields, maskStrings(detail));
+      else if (typeof detail === "string") words.push(maskEmails(detail));
+      else words.push(maskEmails(safeJson(detail)));
+    }
+    base[at](fields, words.join(" "));
   };
   return {
     level,
@@ -26,9 +83,20 @@ export function createLogger(level: LogLevel, sink: (line: string) => void = (li
   };
 }
 
+/** An error as log fields; a driver's message or detail can quote the row it refused (an email). */
+function maskedError(error: Error): Record<string, unknown> {
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: error.name,
+    message: maskEmails(error.message),
+    ...(error.stack ? { stack: maskEmails(error.stack) } : {}),
+    ...(code !== undefined ? { code } : {}),
+  };
+}
+
 function safeJson(value: unknown): string {
   try {
-    return JSON.stringify(value);
+    return JSON.stringify(value) ?? String(value);
   } catch {
     return String(value);
   }

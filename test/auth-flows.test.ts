@@ -190,7 +190,8 @@ describe("sessions", () => {
     const { cookie, token } = await signUp(t);
     const [before] = await t.db.sql<{ expires_at: Date }[]>`select expires_at from sessions where token = ${token}`;
     const response = await t.request("/api/auth/get-session", { headers: { cookie } });
-    expect(response.headers.getSetCookie()).toEqual([]);
+    // No new session cookie (the cookie cache's session_data copy may be set).
+    expect(response.headers.getSetCookie().filter((line) => line.includes("session_token="))).toEqual([]);
     const [after] = await t.db.sql<{ expires_at: Date }[]>`select expires_at from sessions where token = ${token}`;
     expect(after!.expires_at.getTime()).toBe(before!.expires_at.getTime());
   });

@@ -4,27 +4,16 @@
 // credentialed requests and CORS (plus the origin check) is what keeps other origins out.
 // Screenshots of each step land in test/artifacts/browser/.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Cookie, type Page } from "playwright-core";
+import type { BrowserContext, Cookie, Page } from "playwright-core";
 import { buildSite, serveSite } from "../examples/web/serve.ts";
+import { launchChromium } from "./chromium.ts";
 import { cleanUpAfterFile, createTempDir, freePort, onCleanup, PASSWORD, startTestServer, uniqueEmail } from "./helpers.ts";
 
 cleanUpAfterFile();
 
-const CHROMIUM = "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const ARTIFACTS = join(import.meta.dir, "artifacts", "browser");
-// A shared two-core machine: a browser step may wait a while for the CPU.
-const STEP_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 90_000;
 
 const authPort = freePort();
@@ -67,24 +56,11 @@ const userRow = async () =>
     from users u where u.email = ${email}`)[0];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: the browser tests drive Debian's chromium (apt-get install -y chromium)`);
-  }
   rmSync(ARTIFACTS, { recursive: true, force: true });
   mkdirSync(ARTIFACTS, { recursive: true });
   // localhost must reach the auth server, which listens on 127.0.0.1.
   expect((await fetch(`${AUTH_URL}/health`)).status).toBe(200);
-  context = await chromium.launchPersistentContext(createTempDir("chromium-profile"), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: { width: 390, height: 844 },
-    isMobile: true,
-    hasTouch: true,
-  });
-  // Registered last, so it runs first: the browser goes before the servers it talks to.
-  onCleanup(() => context.close());
-  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  context = await launchChromium({ phone: true });
   page = context.pages()[0] ?? (await context.newPage());
   page.on("pageerror", (error) => pageErrors.push(error.message));
 }, 60_000);

@@ -14,6 +14,8 @@ const PRODUCTION = {
   BETTER_AUTH_SECRET: STRONG_SECRET,
   BETTER_AUTH_URL: "https://auth.learn.test",
   CORS_ORIGINS: "https://learn.test",
+  SMTP_URL: "smtps://mailer:relay-password@smtp.learn.test:465",
+  MAIL_FROM: "Learn <no-reply@learn.test>",
 };
 
 /** The ConfigError `load` throws; fails the test when it throws nothing or something else. */
@@ -58,10 +60,29 @@ describe("defaults", () => {
       sessionUpdateAgeSeconds: 86400,
       passwordMinLength: 8,
       passwordMaxLength: 128,
+      logFormat: "pretty",
+      metricsToken: undefined,
+      housekeepingIntervalSeconds: 3600,
+      sessionCookieCacheSeconds: 300,
       shutdownTimeoutMs: 10_000,
       logLevel: "debug",
       dataDir: ".data",
       embeddedDatabasePort: 5433,
+      mail: {
+        smtpUrl: undefined,
+        from: "auth-server <no-reply@localhost>",
+        productName: "auth-server",
+        sendTimeoutMs: 10_000,
+        flows: new Set(["verification", "password-reset", "magic-link", "change-email", "delete-account"]),
+        requireEmailVerification: false,
+        autoSignInAfterVerification: true,
+        magicLinkSignUp: false,
+        appUrl: "http://localhost:3000",
+        verificationExpiresInSeconds: 3600,
+        passwordResetExpiresInSeconds: 3600,
+        magicLinkExpiresInSeconds: 600,
+        deleteAccountExpiresInSeconds: 3600,
+      },
     });
   });
 

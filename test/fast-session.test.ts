@@ -5,7 +5,8 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from "
 import { createSessionFastPath } from "../src/fast-session.ts";
 import { createTestApp, quietLogger, SITE_ORIGIN, signUp } from "./helpers.ts";
 
-const t = await createTestApp();
+// These tests are about the database path; test/cookie-cache.test.ts covers the cookie cache.
+const t = await createTestApp({ SESSION_COOKIE_CACHE: "off" });
 const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger))!;
 
 const get = (path: string, headers: Record<string, string>) =>

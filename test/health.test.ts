@@ -15,6 +15,7 @@ import {
   freePort,
   onCleanup,
   quietLogger,
+  startTestServer,
   testConfig,
 } from "./helpers.ts";
 
@@ -93,6 +94,20 @@ describe("GET /health", () => {
     expect(body).toMatchObject({ status: "ok", service: "auth-server", version: "test" });
     expect(body.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
     expect(Math.abs(Date.parse(body.timestamp!) - Date.now())).toBeLessThan(5000);
+  });
+
+  test("a listening server answers it over the socket with the same body (a plain Bun route), and other methods get the JSON 404", async () => {
+    const server = await startTestServer();
+    const response = await fetch(`${server.url}/health`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    const body = (await response.json()) as Record<string, string>;
+    expect(Object.keys(body).sort()).toEqual(["service", "status", "timestamp", "version"]);
+    expect(body).toMatchObject({ status: "ok", service: "auth-server" });
+    expect(Math.abs(Date.parse(body.timestamp!) - Date.now())).toBeLessThan(5000);
+    const post = await fetch(`${server.url}/health`, { method: "POST" });
+    expect(post.status).toBe(404);
+    expect(((await post.json()) as { code: string }).code).toBe("NOT_FOUND");
   });
 
   test("with the database refused it answers 503, status degraded and a reason, within 1.5 s", async () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
-import { jwtClient } from "better-auth/client/plugins";
+import { jwtClient, magicLinkClient } from "better-auth/client/plugins";
 import type { BetterAuthClientPlugin } from "better-auth/client";
 import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
@@ -17,6 +17,9 @@ import { loadConfig, type Config } from "../src/config.ts";
 import { createPool, type Sql } from "../src/db.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { trackPool } from "../src/pool-stats.ts";
+import { createRedisStorage } from "../src/redis-storage.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { profileFields } from "../src/profile.ts";
 import { createRateLimitStore } from "../src/rate-limit.ts";
@@ -88,6 +91,8 @@ export function testConfig(env: Record<string, string | undefined> = {}): Config
     CORS_ORIGINS: SITE_ORIGIN,
     RATE_LIMIT: "off",
     LOG_LEVEL: "error",
+    // Tests decide when housekeeping runs; a periodic run could delete rows a test set up.
+    HOUSEKEEPING_INTERVAL: "off",
     ...env,
   };
   const config = loadConfig(full);
@@ -126,11 +131,15 @@ async function createInstance(db: TestDatabase, config: Config & { secret: strin
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
+  const pool = trackPool(appSql, config.databasePoolMax);
+  const metrics = createMetrics(pool.stats, config.databasePoolMax);
+  const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+  if (redis) onCleanup(async () => redis.close());
   const rateLimitStore = dependencies.rateLimitStore ?? createRateLimitStore(config, appSql);
   onCleanup(() => rateLimitStore.close());
-  const auth = createAuth({ config, sql: appSql, logger, ...dependencies, rateLimitStore });
+  const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, ...dependencies, rateLimitStore });
   await ensureSigningKey(auth, appSql, config);
-  const app = createApp({ config, auth, sql: appSql, logger, version: "test" });
+  const app = createApp({ config, auth, sql: pool.sql, logger, version: "test", metrics });
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
     const headers = new Headers(rest.headers);
@@ -174,7 +183,7 @@ export function createTestClient(target: { baseUrl: string; fetch?: typeof fetch
   const client = createAuthClient({
     baseURL: target.baseUrl,
     fetchOptions: { customFetchImpl: fetchWithCookies as unknown as typeof fetch, headers: { origin } },
-    plugins: [jwtClient(), profileFieldsClient],
+    plugins: [jwtClient(), magicLinkClient(), profileFieldsClient],
   });
   return { client, jar };
 }

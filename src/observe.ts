@@ -1,0 +1,98 @@
+// Every request, observed once around the whole app: a request id (the client's X-Request-Id when it
+// is a sane token, else a new UUID; echoed back), one structured log line, and the request metrics.
+// The user id is learnt while the request runs (src/fast-session.ts, the Better Auth plugin in
+// src/auth-observer.ts) through an AsyncLocalStorage context, so no handler has to return it.
+import { AsyncLocalStorage } from "node:async_hooks";
+import { clientIp, type SocketInfo } from "./client-ip.ts";
+import type { Logger } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
+
+export const REQUEST_ID_HEADER = "x-request-id";
+// A client-chosen id is echoed into logs: only a short token of safe characters, so it cannot forge
+// log lines or fields (OWASP Logging Cheat Sheet, log injection).
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** The route label of a request that matched no known route (raw paths would be unbounded). */
+export const UNMATCHED_ROUTE = "(unmatched)";
+
+interface RequestContext {
+  userId?: string;
+}
+const context = new AsyncLocalStorage<RequestContext>();
+
+/** Records the user a request acts for, for its log line. */
+export function noteRequestUser(userId: unknown): void {
+  const store = context.getStore();
+  if (store && typeof userId === "string" && !store.userId) store.userId = userId;
+}
+
+/** Turns request paths into route templates ("/api/auth/reset-password/:token"), never echoing a path. */
+export function createRouteResolver(templates: string[]): (pathname: string) => string {
+  const exact = new Set(templates.filter((template) => !template.includes(":")));
+  const patterns = templates
+    .filter((template) => template.includes(":"))
+    .map((template) => ({
+      template,
+      pattern: new RegExp(`^${template.split("/").map((part) => (part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))).join("/")}$`),
+    }));
+  return (pathname) => {
+    const path = pathname.length > 1 && pathname.endsWith("/") ? pathname.slice(0, -1) : pathname;
+    if (exact.has(path)) return path;
+    return patterns.find(({ pattern }) => pattern.test(path))?.template ?? UNMATCHED_ROUTE;
+  };
+}
+
+export interface ObserverOptions {
+  logger: Logger;
+  metrics: Metrics;
+  routeOf: (pathname: string) => string;
+  trustProxy: boolean;
+  server: () => SocketInfo | null | undefined;
+}
+
+type Handler = (request: Request) => Response | Promise<Response>;
+
+/** An Elysia `wrap` that observes each request around `handle`. */
+export function observeRequests({ logger, metrics, routeOf, trustProxy, server }: ObserverOptions) {
+  const infoEnabled = () => logger.level === "debug" || logger.level === "info";
+  return (handle: Handler) =>
+    async (request: Request): Promise<Response> => {
+      const started = performance.now();
+      const sent = request.headers.get(REQUEST_ID_HEADER);
+      const requestId = sent && SAFE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+      const store: RequestContext = {};
+      let response = await context.run(store, () => handle(request));
+      const seconds = (performance.now() - started) / 1000;
+      response = withHeader(response, REQUEST_ID_HEADER, requestId);
+      const route = routeOf(new URL(request.url).pathname);
+      metrics.observeRequest(request.method, route, response.status, seconds);
+      if (infoEnabled()) {
+        const fields = {
+          requestId,
+          method: request.method,
+          route,
+          status: response.status,
+          durationMs: Math.round(seconds * 1e5) / 100,
+          ip: clientIp(request, server(), trustProxy),
+          userId: store.userId ?? null,
+        };
+        // Load balancers and scrapers poll these every few seconds: their successes are debug lines.
+        const routine = (route === "/health" || route === "/metrics") && response.status < 400;
+        if (response.status >= 500) logger.error("request", fields);
+        else if (routine) logger.debug("request", fields);
+        else logger.info("request", fields);
+      }
+      return response;
+    };
+}
+
+function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    // Immutable headers (a fetched or static response): answer with a copy.
+    const copy = new Response(response.body, response);
+    copy.headers.set(name, value);
+    return copy;
+  }
+}

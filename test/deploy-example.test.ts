@@ -1,0 +1,76 @@
+// docker-compose.yml stays a working example: its instances' settings pass the production checks and
+// are the same on every instance, and the proxy forwards to exactly those instances.
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadConfig } from "../src/config.ts";
+import { applyMigrations } from "../src/migrate.ts";
+import { cleanUpAfterFile, createTestDatabase, freePort, PASSWORD, PROJECT_DIR, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth } from "./helpers.ts";
+
+cleanUpAfterFile();
+
+type Service = { environment?: Record<string, string>; image?: string; build?: string };
+const compose = Bun.YAML.parse(await Bun.file(join(PROJECT_DIR, "docker-compose.yml")).text()) as { services: Record<string, Service> };
+const generatedSecret = Buffer.from(crypto.getRandomValues(new Uint8Array(48))).toString("base64");
+const instances = Object.entries(compose.services).filter(([, service]) => service.build === ".");
+/** The environment as Compose would pass it, with the required secret supplied and optional ones unset. */
+const resolved = (environment: Record<string, string>) =>
+  Object.fromEntries(
+    Object.entries(environment).map(([name, value]) => [
+      name,
+      value.replace(/\$\{(\w+)(:[?-])([^}]*)\}/g, (_, variable: string, kind: string, fallback: string) =>
+        variable === "BETTER_AUTH_SECRET" ? generatedSecret : kind === ":-" ? fallback : ""),
+    ]),
+  );
+
+test("two auth-server instances with identical settings that pass the production checks", () => {
+  expect(instances.map(([name]) => name)).toEqual(["auth1", "auth2"]);
+  const [first, second] = instances.map(([, service]) => resolved(service.environment!));
+  expect(second).toEqual(first!);
+  const config = loadConfig(first!);
+  expect(config.nodeEnv).toBe("production");
+  expect(config.trustProxy).toBe(true);
+  expect(config.redisUrl).toBe("redis://redis:6379");
+  expect(config.baseUrl).toBe("https://auth.localhost");
+});
+
+test("the Caddyfile proxies the site of BETTER_AUTH_URL to every instance and hides /metrics", async () => {
+  const caddyfile = await Bun.file(join(PROJECT_DIR, "deploy", "Caddyfile")).text();
+  expect(caddyfile).toMatch(/^auth\.localhost \{/m);
+  const upstreams = /reverse_proxy ([^{]+)\{/.exec(caddyfile)![1]!.trim().split(/\s+/);
+  expect(upstreams).toEqual(instances.map(([name]) => `${name}:3001`));
+  expect(caddyfile).toContain("@metrics path /metrics");
+  expect(compose.services.proxy!.image).toStartWith("caddy:");
+});
+
+test("the production bundle (`bun run build`, what the image runs) starts on a migrated database and serves", async () => {
+  const build = spawnProject(["bun", "run", "build"], {});
+  expect(await build.exited(60_000)).toBe(0);
+  const db = await createTestDatabase("bundle");
+  await applyMigrations(db.sql);
+  const port = freePort();
+  const server = spawnProject(["bun", "dist/index.js"], {
+    NODE_ENV: "production",
+    DATABASE_URL: db.url,
+    BETTER_AUTH_SECRET: generatedSecret,
+    BETTER_AUTH_URL: "https://auth.bundle.test",
+    CORS_ORIGINS: SITE_ORIGIN,
+    EMAIL_FLOWS: "none",
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    LOG_LEVEL: "info",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHealth(url, server);
+  const signUp = await fetch(`${url}/api/auth/sign-up/email`, {
+    method: "POST",
+    headers: { origin: SITE_ORIGIN, "content-type": "application/json" },
+    body: JSON.stringify({ name: "Bundle", email: uniqueEmail("bundle"), password: PASSWORD }),
+  });
+  expect(signUp.status).toBe(200);
+  server.process.kill("SIGTERM");
+  expect(await server.exited(15_000)).toBe(0);
+  // Production logs are JSON lines.
+  const lines = server.output().trim().split("\n");
+  expect(lines.every((line) => line.startsWith("{"))).toBe(true);
+  expect(lines.map((line) => JSON.parse(line)).some((entry) => entry.msg === "request" && entry.route === "/api/auth/sign-up/email" && entry.status === 200)).toBe(true);
+}, 90_000);
