@@ -28,6 +28,7 @@ export interface MailTemplateData {
     url: string;
     expiresInSeconds: number;
   };
+  "account-locked": { name: string; unlocksInSeconds: number };
 }
 
 export type MailKind = keyof MailTemplateData;
@@ -172,6 +173,16 @@ export const templates: { [K in MailKind]: (data: MailTemplateData[K], product: 
       paragraphs: [`${inviterName} (${inviterEmail}) invites you to join ${organizationName} as ${role}.`, "Sign in or create an account with this email address to accept."],
       action: { label: `Join ${organizationName}`, url, expiresInSeconds },
       footer: "If you did not expect this invitation, ignore this email; nothing changes.",
+    }),
+  "account-locked": ({ name, unlocksInSeconds }, product) =>
+    letter(product, {
+      subject: `Your ${product} account is locked for ${humanDuration(unlocksInSeconds)}`,
+      name,
+      paragraphs: [
+        `There were too many failed attempts to sign in to your account, so sign-in is locked for ${humanDuration(unlocksInSeconds)}, even with the right password.`,
+        "It unlocks by itself; you do not need to do anything.",
+      ],
+      footer: "If these attempts were not you, someone may be guessing your password: once it unlocks, choose a new, long password.",
     }),
 };
 

@@ -43,6 +43,7 @@ const SAMPLES: { [K in MailKind]: MailTemplateData[K] } = {
     url: "http://localhost:3000/accept-invitation?id=inv_0123456789",
     expiresInSeconds: 48 * 3600,
   },
+  "account-locked": { name: "Ada", unlocksInSeconds: 900 },
 };
 
 describe("SMTP transport", () => {
