@@ -54,6 +54,7 @@ test("the production bundle (`bun run build`, what the image runs) starts on a m
     BETTER_AUTH_SECRET: generatedSecret,
     BETTER_AUTH_URL: "https://auth.bundle.test",
     CORS_ORIGINS: SITE_ORIGIN,
+    EMAIL_FLOWS: "none",
     HOST: "127.0.0.1",
     PORT: String(port),
     LOG_LEVEL: "info",

@@ -163,6 +163,24 @@ describe("metrics", () => {
     expect(sample(text, "http_requests_total", { route: "(unmatched)", status: "404" })).toBeGreaterThan(0);
     expect(sample(text, "http_request_duration_seconds_count", { route: "/api/auth/get-session", status: "200" })).toBeGreaterThan(0);
     expect(text).not.toContain("/no/such/route");
+    // Histogram buckets are cumulative and end in +Inf = count.
+    const labels = { method: "GET", route: "/api/auth/get-session", status: "200" };
+    const buckets = ["0.001", "0.01", "0.1", "1", "10", "+Inf"].map((le) => sample(text, "http_request_duration_seconds_bucket", { ...labels, le })!);
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+    expect(buckets.at(-1)).toBe(sample(text, "http_request_duration_seconds_count", labels)!);
+    expect(sample(text, "http_request_duration_seconds_sum", labels)).toBeGreaterThan(0);
+    // Every sample line is `name{labels} value` with a HELP and TYPE before its family.
+    for (const line of text.trim().split("\n")) {
+      expect(line).toMatch(/^(# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+|[a-z_:][a-z0-9_:]*(\{[a-z_]+="(?:[^"\\\n]|\\.)*"(,[a-z_]+="(?:[^"\\\n]|\\.)*")*\})? -?[0-9.e+-]+)$/);
+    }
+  });
+
+  test("labels stay bounded: an unusual method is OTHER, an unknown path (unmatched)", async () => {
+    await t.request("/health", { method: "PROPFIND" });
+    await t.request(`/random/${crypto.randomUUID()}`);
+    const text = await metricsText();
+    expect(sample(text, "http_requests_total", { method: "OTHER" })).toBeGreaterThan(0);
+    expect(text).not.toContain("PROPFIND");
   });
 
   test("sign-in and sign-up successes and failures, and sessions created and revoked, are counted", async () => {
@@ -195,6 +213,18 @@ describe("metrics", () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(sample(text, "auth_sign_in_total", { result: "locked" })).toBe(statuses.filter((s) => s === 429).length);
     expect(sample(text, "auth_sign_in_total", { result: "failure" })).toBe(statuses.filter((s) => s === 401).length);
+  });
+
+  test("an account locked after repeated failed sign-ins is counted once", async () => {
+    const strict = await createTestApp({ LOCKOUT_MAX_FAILURES: "3" });
+    const email = uniqueEmail("lockout");
+    await signUp(strict, { email });
+    for (let i = 0; i < 5; i++) {
+      await strict.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `wrong-password-${i}` } });
+    }
+    const text = await (await strict.request("/metrics")).text();
+    expect(sample(text, "auth_account_lockouts_total")).toBe(1);
+    expect(sample(text, "auth_sign_in_total", { result: "failure" })).toBe(5);
   });
 
   test("process memory and the database pool are exported", async () => {
