@@ -18,10 +18,13 @@ import type { Logger } from "./log.ts";
 import { authObserver, countLockouts } from "./auth-observer.ts";
 import type { Metrics } from "./metrics.ts";
 import { createMailer, type Mailer } from "./mailer.ts";
+import { memberRole } from "./organization.ts";
 import { createPasswordHasher } from "./password.ts";
+import { platformPlugins, type SendMail } from "./plugins.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
 import { betterAuthSecretOptions } from "./secrets.ts";
+import { accountLinking, socialProviders } from "./social.ts";
 
 export { CLIENT_IP_HEADER } from "./client-ip.ts";
 
@@ -29,6 +32,8 @@ export interface AuthDependencies {
   config: Config & { secret: string };
   sql: Sql;
   logger: Logger;
+  /** Delivers two-factor codes and organization invitations; without it, neither is emailed. */
+  sendMail?: SendMail | undefined;
   /** Session counters; absent in tools that run Better Auth without serving (drift check, cleanup). */
   metrics?: Metrics;
   /** Redis (REDIS_URL, src/redis-storage.ts): sessions are kept there as well as in Postgres. */
@@ -73,7 +78,8 @@ export const schemaMapping = {
 /** How long a retired signing key stays in the JWKS (`bun run keys:rotate`, src/keys.ts). */
 export const JWKS_GRACE_PERIOD_S = 30 * 86400;
 
-export function jwtOptions(config: Config): JwtOptions {
+/** `sql` answers the member role claim; without it (key generation only) no claims are built. */
+export function jwtOptions(config: Config, sql?: Sql): JwtOptions {
   return {
     jwks: { keyPairConfig: { alg: "RS256", modulusLength: 2048 }, gracePeriod: JWKS_GRACE_PERIOD_S },
     jwt: {
@@ -82,13 +88,22 @@ export function jwtOptions(config: Config): JwtOptions {
       audience: config.jwtAudience,
       expirationTime: `${config.jwtExpiresInSeconds}s`,
       // A trimmed payload: identity and profile, never the whole user row.
-      definePayload: ({ user, session }) => ({
-        email: user.email,
-        name: user.name,
-        emailVerified: user.emailVerified,
-        ...Object.fromEntries(PROFILE_FIELDS.map((field) => [field, user[field] ?? null])),
-        sid: session.id,
-      }),
+      definePayload: async ({ user, session }) => {
+        const activeOrganizationId = (session.activeOrganizationId as string | null | undefined) ?? null;
+        return {
+          email: user.email,
+          name: user.name,
+          emailVerified: user.emailVerified,
+          ...Object.fromEntries(PROFILE_FIELDS.map((field) => [field, user[field] ?? null])),
+          sid: session.id,
+          // Authorisation without a call back (docs/schema.md): the platform role, the active
+          // organization and the user's role in it, and the admin behind an impersonation.
+          role: (user.role as string | null | undefined) ?? null,
+          activeOrganizationId,
+          activeOrganizationRole: activeOrganizationId && sql ? await memberRole(sql, user.id, activeOrganizationId) : null,
+          impersonatedBy: (session.impersonatedBy as string | null | undefined) ?? null,
+        };
+      },
     },
     // Clients fetch GET /api/auth/token; signing a JWT on every get-session costs an RSA signature.
     disableSettingJwtHeader: true,
@@ -96,7 +111,7 @@ export function jwtOptions(config: Config): JwtOptions {
   };
 }
 
-export function createAuth({ config, sql, logger, metrics, secondaryStorage, rateLimitStore, notifyLockout, mailer = createMailer(config, logger) }: AuthDependencies) {
+export function createAuth({ config, sql, logger, metrics, secondaryStorage, rateLimitStore, notifyLockout, sendMail, mailer = createMailer(config, logger) }: AuthDependencies) {
   // The mail flows need the instance they belong to; they reach it only once requests arrive.
   const flows = emailFlows({
     config,
@@ -158,7 +173,8 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
     user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },
-    account: schemaMapping.account,
+    account: { ...schemaMapping.account, accountLinking: accountLinking(config) },
+    socialProviders: socialProviders(config),
     // storeInDatabase matters only with Redis: one-time tokens must survive it (and Better Auth's
     // reserveVerificationValue refuses Redis-only verifications).
     verification: { ...schemaMapping.verification, storeInDatabase: true, ...flows.verification },
@@ -194,13 +210,14 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     },
     plugins: [
       bearer(),
-      jwt(jwtOptions(config)),
+      jwt(jwtOptions(config, sql)),
       // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
       openAPI({ disableDefaultReference: true }),
       authObserver(metrics),
       auditTrail(recordEvent, sql),
       accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: countLockouts(metrics, notifyLockout ?? logOnlyNotifier(logger)), logger }),
       ...flows.plugins,
+      ...platformPlugins({ config, sql, logger, sendMail }),
     ],
   });
   return auth;

@@ -45,6 +45,8 @@ export interface Config {
   sessionCookieCacheSeconds: number;
   dataDir: string;
   embeddedDatabasePort: number;
+  /** Two-factor, organizations, admin, social and OpenID sign-in, passkeys (src/plugins.ts). */
+  plugins: PluginConfig;
   mail: MailConfig;
 }
 
@@ -96,6 +98,36 @@ export interface LockoutPolicy {
   maxFailures: number;
   windowSeconds: number;
   durationSeconds: number;
+}
+
+export interface OAuthClientConfig {
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface OidcConfig extends OAuthClientConfig {
+  /** The provider id in URLs: /api/auth/callback/{providerId}, signIn.social({ provider }). */
+  providerId: string;
+  /** The provider's OpenID discovery document (.../.well-known/openid-configuration). */
+  discoveryUrl: string;
+  scopes: string[];
+}
+
+export interface PluginConfig {
+  /** The issuer shown in authenticator apps next to the account. */
+  twoFactorIssuer: string;
+  /** How many organizations one user may belong to and still create another. */
+  organizationLimit: number;
+  /** The site's page that accepts an organization invitation; `{id}` is the invitation id. */
+  invitationUrl: string;
+  /** Verified addresses promoted to the platform role "admin" when they sign in. */
+  adminEmails: string[];
+  github: OAuthClientConfig | undefined;
+  google: OAuthClientConfig | undefined;
+  oidc: OidcConfig | undefined;
+  /** Providers whose verified emails link to an existing user with that (verified) email. */
+  trustedProviders: string[];
+  passkey: { rpId: string; rpName: string; origins: string[] };
 }
 
 export class ConfigError extends Error {
@@ -330,6 +362,7 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     dataDir: read("DATA_DIR") ?? ".data",
     embeddedDatabasePort: with_("EMBEDDED_DB_PORT", 5433, (raw) => parseInteger("EMBEDDED_DB_PORT", raw, 0, 65535)),
+    plugins: loadPluginConfig(read, baseUrl, corsOrigins),
     mail: loadMailConfig(with_, { production, baseUrl, corsOrigins }),
   });
 }
@@ -395,4 +428,73 @@ function loadMailConfig(with_: Reader, server: { production: boolean; baseUrl: s
     magicLinkExpiresInSeconds: duration("MAGIC_LINK_EXPIRES_IN", 600),
     deleteAccountExpiresInSeconds: duration("DELETE_ACCOUNT_EXPIRES_IN", 3600),
   });
+}
+
+const PROVIDER_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+function loadPluginConfig(read: (name: string) => string | undefined, baseUrl: string, corsOrigins: string[]): PluginConfig {
+  const list = (name: string) => (read(name) ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+  /** Both halves of an OAuth client, or neither. */
+  const client = (prefix: string): OAuthClientConfig | undefined => {
+    const clientId = read(`${prefix}_CLIENT_ID`);
+    const clientSecret = read(`${prefix}_CLIENT_SECRET`);
+    if (!clientId && !clientSecret) return undefined;
+    if (!clientId) throw new ConfigError(`${prefix}_CLIENT_ID`, `is required when ${prefix}_CLIENT_SECRET is set`);
+    if (!clientSecret) throw new ConfigError(`${prefix}_CLIENT_SECRET`, `is required when ${prefix}_CLIENT_ID is set`);
+    return { clientId, clientSecret };
+  };
+
+  const oidcClient = client("OIDC");
+  const discoveryUrl = read("OIDC_DISCOVERY_URL");
+  if (oidcClient && !discoveryUrl) throw new ConfigError("OIDC_DISCOVERY_URL", "is required when OIDC_CLIENT_ID is set");
+  if (discoveryUrl && !oidcClient) throw new ConfigError("OIDC_CLIENT_ID", "is required when OIDC_DISCOVERY_URL is set");
+  if (discoveryUrl) parseUrl("OIDC_DISCOVERY_URL", discoveryUrl, ["http:", "https:"]);
+  const providerId = read("OIDC_PROVIDER_ID") ?? "oidc";
+  if (!PROVIDER_ID.test(providerId)) throw new ConfigError("OIDC_PROVIDER_ID", `"${providerId}" must be lower-case letters, digits, - or _ (it appears in URLs)`);
+  if (providerId === "github" || providerId === "google") throw new ConfigError("OIDC_PROVIDER_ID", `"${providerId}" is the built-in provider's id; choose another`);
+  const scopes = read("OIDC_SCOPES") ? list("OIDC_SCOPES").flatMap((item) => item.split(/\s+/)) : ["openid", "email", "profile"];
+  const oidc = oidcClient && discoveryUrl ? { ...oidcClient, providerId, discoveryUrl, scopes } : undefined;
+
+  const known = new Set(["github", "google", providerId]);
+  const trustedProviders = read("OAUTH_TRUSTED_PROVIDERS") === undefined ? ["github", "google"] : list("OAUTH_TRUSTED_PROVIDERS");
+  for (const provider of trustedProviders) {
+    if (!known.has(provider)) throw new ConfigError("OAUTH_TRUSTED_PROVIDERS", `"${provider}" is not a provider of this server (github, google or OIDC_PROVIDER_ID)`);
+  }
+
+  const adminEmails = list("ADMIN_EMAILS").map((email) => email.toLowerCase());
+  for (const email of adminEmails) {
+    if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw new ConfigError("ADMIN_EMAILS", `"${email}" is not an email address`);
+  }
+
+  const twoFactorIssuer = read("TWO_FACTOR_ISSUER") ?? "auth-server";
+  const invitationUrl = read("INVITATION_URL") ?? `${corsOrigins[0] ?? baseUrl}/accept-invitation?id={id}`;
+  parseUrl("INVITATION_URL", invitationUrl.replace("{id}", "id"), ["http:", "https:"]);
+  if (!invitationUrl.includes("{id}")) throw new ConfigError("INVITATION_URL", "must contain {id}, where the invitation id goes");
+  // WebAuthn 5.1.4.1 / 13.4.9: the RP ID is the pages' host or a registrable suffix of it. By default it
+  // is the first site origin's host, and passkeys work on the site origins under it.
+  const explicitOrigins = read("PASSKEY_ORIGINS");
+  const siteOrigins = explicitOrigins === undefined ? (corsOrigins.length ? corsOrigins : [baseUrl]) : parseOrigins("PASSKEY_ORIGINS", explicitOrigins);
+  const explicitRpId = read("PASSKEY_RP_ID");
+  const rpId = explicitRpId ?? new URL(siteOrigins[0]!).hostname;
+  const fits = (origin: string) => {
+    const host = new URL(origin).hostname;
+    return host === rpId || host.endsWith(`.${rpId}`);
+  };
+  const misfit = siteOrigins.find((origin) => !fits(origin));
+  if (misfit && (explicitRpId !== undefined || explicitOrigins !== undefined)) {
+    throw new ConfigError(explicitRpId !== undefined ? "PASSKEY_RP_ID" : "PASSKEY_ORIGINS", `"${rpId}" is neither the host of ${misfit} nor a suffix of it`);
+  }
+  const origins = siteOrigins.filter(fits);
+
+  return {
+    twoFactorIssuer,
+    organizationLimit: read("ORGANIZATION_LIMIT") === undefined ? 5 : parseInteger("ORGANIZATION_LIMIT", read("ORGANIZATION_LIMIT")!, 0, 10_000),
+    invitationUrl,
+    adminEmails,
+    github: client("GITHUB"),
+    google: client("GOOGLE"),
+    oidc,
+    trustedProviders,
+    passkey: { rpId, rpName: read("PASSKEY_RP_NAME") ?? twoFactorIssuer, origins },
+  };
 }

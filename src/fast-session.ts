@@ -235,15 +235,16 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
       const pair = found && (await lookup(found.token));
       if (!pair) return null;
       const sessionToken = pair.session.token as string;
-      // Any change to the user row (profile, ban, ...) or a slid session mints a fresh token.
-      const version = `${(pair.user.updatedAt as Date).getTime()}:${(pair.session.expiresAt as Date).getTime()}`;
+      // The claims are built on every request (they may come from other rows, e.g. the member role
+      // in the active organization): any change to them, the user row or a slid session mints a fresh token.
+      const claims = jwtOptions?.jwt?.definePayload ? await jwtOptions.jwt.definePayload(pair as any) : pair.user;
+      const version = `${(pair.user.updatedAt as Date).getTime()}:${(pair.session.expiresAt as Date).getTime()}:${JSON.stringify(claims)}`;
       const cached = minted.get(sessionToken);
       if (cached && cached.version === version && cached.reuseUntil > Date.now()) {
         return new Response(JSON.stringify({ token: cached.jwt }), { headers: JSON_HEADERS });
       }
       const resolvedKey = await currentSigningKey();
       if (!resolvedKey) return null;
-      const claims = jwtOptions?.jwt?.definePayload ? await jwtOptions.jwt.definePayload(pair as any) : pair.user;
       const payload = { iat: Math.floor(Date.now() / 1000), ...claims, sub: (await jwtOptions?.jwt?.getSubject?.(pair as any)) ?? (pair.user.id as string) };
       const jwt = await signJWT({ context } as any, { options: jwtOptions, payload, resolvedKey } as any);
       if (reuseMs > 0) remember(sessionToken, { jwt, version, reuseUntil: Date.now() + reuseMs });

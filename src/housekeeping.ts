@@ -9,8 +9,6 @@ import type { Logger } from "./log.ts";
 
 const LOCK = "auth-server:housekeeping";
 export const BATCH_SIZE = 10_000;
-// Columns that can date an audit row, in order of preference.
-const AUDIT_TIME_COLUMNS = ["created_at", "occurred_at", "at"];
 
 export interface HousekeepingOptions {
   auditRetentionSeconds: number;
@@ -68,16 +66,13 @@ export async function runHousekeeping(sql: Sql, options: HousekeepingOptions): P
           [options.lockoutWindowSeconds],
           batch,
         );
-        const auditColumn = await auditTimeColumn(connection);
-        if (auditColumn) {
-          deleted.auth_events = await deleteInBatches(
-            connection,
-            "auth_events",
-            `"${auditColumn}" < now() - make_interval(secs => $1)`,
-            [options.auditRetentionSeconds],
-            batch,
-          );
-        }
+        deleted.auth_events = await deleteInBatches(
+          connection,
+          "auth_events",
+          "occurred_at < now() - make_interval(secs => $1)",
+          [options.auditRetentionSeconds],
+          batch,
+        );
         await connection`update housekeeping_runs set finished_at = now(), deleted = ${connection.json(deleted)} where id = ${run.id}`;
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
@@ -91,16 +86,6 @@ export async function runHousekeeping(sql: Sql, options: HousekeepingOptions): P
   } finally {
     connection.release();
   }
-}
-
-/** The timestamp column of the audit table, or null when there is no such table (or no such column). */
-async function auditTimeColumn(connection: Sql): Promise<string | null> {
-  const rows = await connection<{ column_name: string }[]>`
-    select column_name from information_schema.columns
-    where table_schema = current_schema() and table_name = 'auth_events'
-      and data_type in ('timestamp with time zone', 'timestamp without time zone')`;
-  const names = rows.map((row) => row.column_name);
-  return AUDIT_TIME_COLUMNS.find((column) => names.includes(column)) ?? null;
 }
 
 export interface HousekeepingSchedule {

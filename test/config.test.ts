@@ -68,6 +68,17 @@ describe("defaults", () => {
       logLevel: "debug",
       dataDir: ".data",
       embeddedDatabasePort: 5433,
+      plugins: {
+        twoFactorIssuer: "auth-server",
+        organizationLimit: 5,
+        invitationUrl: "http://localhost:3000/accept-invitation?id={id}",
+        adminEmails: [],
+        github: undefined,
+        google: undefined,
+        oidc: undefined,
+        trustedProviders: ["github", "google"],
+        passkey: { rpId: "localhost", rpName: "auth-server", origins: ["http://localhost:3000"] },
+      },
       mail: {
         smtpUrl: undefined,
         from: "auth-server <no-reply@localhost>",

@@ -259,8 +259,8 @@ describe("cases the fuzzer found, kept as regressions", () => {
     }
   });
 
-  test("a disabled endpoint (delete-user) answers a JSON 404, not Better Auth's empty one", async () => {
-    const t = await createTestApp();
+  test("a disabled endpoint (delete-user, with account deletion off in EMAIL_FLOWS) answers a JSON 404, not Better Auth's empty one", async () => {
+    const t = await createTestApp({ EMAIL_FLOWS: "verification" });
     const { cookie } = await signUp(t);
     const response = await t.request("/api/auth/delete-user", { method: "POST", headers: { cookie }, json: {} });
     expect(response.status).toBe(404);

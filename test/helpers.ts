@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
-import { jwtClient, magicLinkClient } from "better-auth/client/plugins";
+import { passkeyClient } from "@better-auth/passkey/client";
+import { adminClient, jwtClient, magicLinkClient, organizationClient, twoFactorClient } from "better-auth/client/plugins";
 import type { BetterAuthClientPlugin } from "better-auth/client";
 import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
@@ -21,6 +22,9 @@ import { createMetrics } from "../src/metrics.ts";
 import { trackPool } from "../src/pool-stats.ts";
 import { createRedisStorage } from "../src/redis-storage.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
+import { platformRoles } from "../src/admin.ts";
+import { organizationAc, organizationRoles } from "../src/organization.ts";
+import type { SendMail } from "../src/plugins.ts";
 import { profileFields } from "../src/profile.ts";
 import { createRateLimitStore } from "../src/rate-limit.ts";
 
@@ -112,7 +116,7 @@ export interface TestApp {
 }
 
 /** Optional parts of Better Auth's set-up a test replaces (e.g. a lockout notifier that records). */
-export type TestAuthDependencies = Partial<Pick<AuthDependencies, "rateLimitStore" | "notifyLockout">>;
+export type TestAuthDependencies = Partial<Pick<AuthDependencies, "rateLimitStore" | "notifyLockout" | "sendMail">>;
 
 /** The app in process on a fresh, migrated database. */
 export async function createTestApp(
@@ -183,7 +187,15 @@ export function createTestClient(target: { baseUrl: string; fetch?: typeof fetch
   const client = createAuthClient({
     baseURL: target.baseUrl,
     fetchOptions: { customFetchImpl: fetchWithCookies as unknown as typeof fetch, headers: { origin } },
-    plugins: [jwtClient(), magicLinkClient(), profileFieldsClient],
+    plugins: [
+      jwtClient(),
+      magicLinkClient(),
+      profileFieldsClient,
+      twoFactorClient(),
+      adminClient({ roles: platformRoles }),
+      organizationClient({ ac: organizationAc, roles: organizationRoles, teams: { enabled: true } }),
+      passkeyClient(),
+    ],
   });
   return { client, jar };
 }

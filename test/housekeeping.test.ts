@@ -26,14 +26,22 @@ async function seedOthers(sql: Sql): Promise<void> {
       ('old', 'v', now() - interval '1 minute'), ('live', 'v', now() + interval '1 hour')`;
   const now = Date.now();
   await sql`
-    insert into rate_limits (key, count, last_request) values
-      ('idle', 3, ${now - 2 * DAY * 1000}), ('recent', 1, ${now - 5000})`;
+    insert into rate_limits (key, count, last_request, expires_at) values
+      ('ended', 3, ${now - 120_000}, now() - interval '1 minute'), ('recent', 1, ${now - 5000}, now() + interval '1 minute')`;
+  // Failed-sign-in counters: a window long over, a window over but the account still locked, a live window.
+  const users = await sql<{ id: string }[]>`
+    insert into users (name, email) select 'L', 'l-' || g || '-' || ${crypto.randomUUID()} || '@example.test' from generate_series(1, 3) g returning id`;
+  await sql`
+    insert into account_lockouts (user_id, failed_count, window_started_at, locked_until) values
+      (${users[0]!.id}, 4, now() - interval '1 hour', null),
+      (${users[1]!.id}, 10, now() - interval '1 hour', now() + interval '5 minutes'),
+      (${users[2]!.id}, 2, now() - interval '1 minute', null)`;
 }
 
 const count = async (sql: Sql, table: string) => Number((await sql.unsafe(`select count(*)::int as n from ${table}`))[0]!.n);
 
 describe("runHousekeeping", () => {
-  test("deletes expired sessions and verifications and idle rate-limit rows, keeps live ones, and records the run", async () => {
+  test("deletes expired sessions and verifications, ended rate-limit windows and stale lockout counters, keeps live ones, and records the run", async () => {
     const db = await createTestDatabase("hk_basic");
     await applyMigrations(db.sql);
     await seedSessions(db.sql, 3, 5);
@@ -41,34 +49,27 @@ describe("runHousekeeping", () => {
 
     const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: 90 * DAY });
 
-    expect(result).toMatchObject({ ran: true, deleted: { sessions: 5, verifications: 1, rate_limits: 1 } });
+    const deleted = { sessions: 5, verifications: 1, rate_limits: 1, account_lockouts: 1, auth_events: 0 };
+    expect(result).toEqual({ ran: true, deleted, milliseconds: expect.any(Number) });
     expect(await count(db.sql, "sessions")).toBe(3);
+    expect(await count(db.sql, "account_lockouts")).toBe(2);
     expect((await db.sql`select identifier from verifications`).map((row) => row.identifier)).toEqual(["live"]);
     expect((await db.sql`select key from rate_limits`).map((row) => row.key)).toEqual(["recent"]);
     const [run] = await db.sql`select instance, finished_at, deleted, error from housekeeping_runs`;
     expect(run!.finished_at).not.toBeNull();
     expect(run!.error).toBeNull();
-    expect(run!.deleted).toEqual({ sessions: 5, verifications: 1, rate_limits: 1 });
+    expect(run!.deleted).toEqual(deleted);
   });
 
-  test("prunes audit rows older than the retention when an auth_events table exists", async () => {
+  test("prunes audit rows older than AUDIT_RETENTION and keeps newer ones", async () => {
     const db = await createTestDatabase("hk_audit");
     await applyMigrations(db.sql);
-    await db.sql`create table auth_events (id bigint generated always as identity primary key, kind text, created_at timestamptz not null default now())`;
-    await db.sql`insert into auth_events (kind, created_at) values ('old', now() - interval '40 days'), ('recent', now() - interval '10 days')`;
+    await db.sql`insert into auth_events (type, occurred_at) values ('sign_in', now() - interval '40 days'), ('sign_up', now() - interval '10 days')`;
 
     const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: 30 * DAY });
 
     expect(result).toMatchObject({ ran: true, deleted: { auth_events: 1 } });
-    expect((await db.sql`select kind from auth_events`).map((row) => row.kind)).toEqual(["recent"]);
-  });
-
-  test("without an auth_events table the audit step is skipped", async () => {
-    const db = await createTestDatabase("hk_noaudit");
-    await applyMigrations(db.sql);
-    const result = await runHousekeeping(db.sql, { lockoutWindowSeconds: 900, auditRetentionSeconds: DAY });
-    expect(result.ran).toBe(true);
-    expect(result.ran && Object.keys(result.deleted).sort()).toEqual(["rate_limits", "sessions", "verifications"]);
+    expect((await db.sql`select type from auth_events`).map((row) => row.type)).toEqual(["sign_up"]);
   });
 
   test("a backlog larger than a batch is deleted completely, batch by batch", async () => {

@@ -539,7 +539,7 @@ class JwtAuth(Authenticator):
             email=claims.get("email") or "",
             name=claims.get("name") or "",
             email_verified=claims.get("emailVerified") is True,
-            # Not in the auth server's JWTs today: present once it adds them to the payload.
+            # The platform role claim (admin plugin); absent in tokens of servers without it.
             role=claims.get("role"),
             experience_level=claims.get("experienceLevel"),
             professional_role=claims.get("professionalRole"),

@@ -56,10 +56,9 @@ def create_app(auth: Authenticator, lifespan: Callable[[FastAPI], AsyncContextMa
 
     @app.get("/api/organization/courses")
     async def organization_courses(user: AuthUser = Depends(auth.current_user)) -> dict[str, Any]:
-        # Scoped to the session's active organization. The auth server has no organizations yet, so
-        # today every caller gets the 403; once its organization plugin sets
-        # sessions.active_organization_id (or the JWT carries activeOrganizationId), the id arrives here.
-        # A route that needs the caller's role inside the organization must still look it up.
+        # Scoped to the session's active organization (sessions.active_organization_id, or the JWT's
+        # activeOrganizationId). The JWT also carries activeOrganizationRole; in session mode a route that
+        # needs the caller's role inside the organization looks it up in members.
         if not user.active_organization_id:
             raise HTTPException(403, detail={"code": "NO_ACTIVE_ORGANIZATION", "message": "choose an organization first"})
         return {"organizationId": user.active_organization_id, "courses": []}

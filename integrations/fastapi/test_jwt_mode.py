@@ -53,7 +53,7 @@ def test_a_jwt_from_the_token_endpoint_authenticates_with_the_users_claims(auth_
         "email": user.email,
         "name": "Ada",
         "emailVerified": False,
-        "role": None,  # the server's JWTs carry no role today
+        "role": "user",  # the platform role (admin plugin), in the JWT's role claim
         "experienceLevel": "beginner",
         "professionalRole": "student",
         "roleOther": None,
@@ -125,12 +125,26 @@ def test_session_credentials_are_not_jwts(auth_server: AuthServer):
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_the_organization_route_answers_403_as_the_servers_jwts_carry_no_active_organization(auth_server: AuthServer):
+def test_the_organization_route_answers_403_without_an_active_organization(auth_server: AuthServer):
     token = auth_server.jwt(auth_server.sign_up().cookie)
     with example_client(jwt_auth(auth_server)) as client:
         response = client.get("/api/organization/courses", headers=bearer(token))
     assert response.status_code == 403
     assert response.json()["detail"]["code"] == "NO_ACTIVE_ORGANIZATION"
+
+
+def test_the_active_organization_and_the_role_in_it_are_claims(auth_server: AuthServer):
+    user = auth_server.sign_up()
+    created = auth_server.http.post("/api/auth/organization/create", headers=user.cookie, json={"name": "Bootcamp", "slug": f"bootcamp-{user.user_id.lower()}"})
+    assert created.status_code == 200, created.text
+    token = auth_server.jwt(user.cookie)
+    claims = parts(token)[1]
+    assert claims["activeOrganizationId"] == created.json()["id"]
+    assert claims["activeOrganizationRole"] == "owner"
+    with example_client(jwt_auth(auth_server)) as client:
+        response = client.get("/api/organization/courses", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.json() == {"organizationId": created.json()["id"], "courses": []}
 
 
 def test_an_unreachable_key_set_answers_503_not_401(auth_server: AuthServer):

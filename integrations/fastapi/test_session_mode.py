@@ -42,12 +42,12 @@ def test_the_session_cookie_authenticates_and_returns_the_user_and_profile(auth_
         "email": user.email,
         "name": "Grace",
         "emailVerified": False,
-        "role": None,  # no users.role column yet
+        "role": "user",  # users.role, the admin plugin's platform role (default "user")
         "experienceLevel": "advanced",
         "professionalRole": "other",
         "roleOther": "navy",
         "organization": "ACM",
-        "activeOrganizationId": None,  # no sessions.active_organization_id column yet
+        "activeOrganizationId": None,  # sessions.active_organization_id: no organization chosen
         "sessionId": session_id,
         "authenticatedBy": "cookie",
     }
@@ -237,7 +237,7 @@ def test_current_user_is_a_typed_auth_user(auth_server: AuthServer):
         assert client.get("/whoami", headers=user.cookie).status_code == 200
     (current,) = seen
     assert isinstance(current, AuthUser)
-    assert (current.id, current.email, current.email_verified, current.roles) == (user.user_id, user.email, False, frozenset())
+    assert (current.id, current.email, current.email_verified, current.roles) == (user.user_id, user.email, False, frozenset({"user"}))
     assert current.expires_at is not None and current.expires_at.tzinfo is not None
 
 

@@ -1,0 +1,238 @@
+// Organizations through Better Auth's organization client: creating schools, invitations by email,
+// the course roles and their permissions, teams, switching the active organization, the limit per
+// user, and the active organization and role in the session and in the JWT.
+import { describe, expect, test } from "bun:test";
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
+import type { MailMessage } from "../src/plugins.ts";
+import { cleanUpAfterFile, createTestApp, createTestClient, inProcessFetch, PASSWORD, uniqueEmail } from "./helpers.ts";
+
+cleanUpAfterFile();
+
+const mail: MailMessage[] = [];
+const t = await createTestApp({ ORGANIZATION_LIMIT: "3", INVITATION_URL: "http://localhost:3000/join/{id}" }, undefined, {
+  sendMail: async (message) => void mail.push(message),
+});
+const target = { baseUrl: t.config.baseUrl, fetch: inProcessFetch(t.app) };
+
+async function signedUp(name: string, email = uniqueEmail(name.toLowerCase().replace(/\W+/g, "-"))) {
+  const { client } = createTestClient(target);
+  const { data, error } = await client.signUp.email({ name, email, password: PASSWORD });
+  expect(error).toBeNull();
+  return { client, email, id: data!.user.id };
+}
+type Member = Awaited<ReturnType<typeof signedUp>>;
+
+let slugCounter = 0;
+async function createSchool(owner: Member, name = "Physics School") {
+  const { data, error } = await owner.client.organization.create({ name, slug: `school-${Date.now().toString(36)}-${++slugCounter}` });
+  expect(error).toBeNull();
+  return data!;
+}
+
+/** Invites `email` by mail as `role`; the invitee (signed up with that email) accepts through the link's id. */
+async function invite(inviter: Member, organizationId: string, invitee: Member, role: "student" | "instructor" | "admin") {
+  mail.length = 0;
+  const { error } = await inviter.client.organization.inviteMember({ email: invitee.email, role, organizationId });
+  expect(error).toBeNull();
+  const message = mail.find((item) => item.to === invitee.email)!;
+  const invitationId = decodeURIComponent(/\/join\/(\S+)/.exec(message.text)![1]!);
+  const accepted = await invitee.client.organization.acceptInvitation({ invitationId });
+  expect(accepted.error).toBeNull();
+  return invitationId;
+}
+
+/** The verified claims of a fresh JWT of the member's session. */
+async function claims(member: Member) {
+  const { data } = await member.client.token();
+  const keys = (await (await target.fetch(`${t.config.baseUrl}/api/auth/jwks`)).json()) as JSONWebKeySet;
+  const { payload } = await jwtVerify(data!.token, createLocalJWKSet(keys), { issuer: t.config.baseUrl, audience: t.config.jwtAudience });
+  return payload;
+}
+
+const can = async (member: Member, permissions: Record<string, string[]>) => {
+  const { data, error } = await member.client.organization.hasPermission({ permissions });
+  expect(error).toBeNull();
+  return data!.success;
+};
+
+describe("organizations", () => {
+  test("creating one makes the creator its owner and the session's active organization, in the table, the session and the JWT", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const [member] = await t.db.sql`select role from members where organization_id = ${school.id} and user_id = ${owner.id}`;
+    expect(member!.role).toBe("owner");
+    const session = (await owner.client.getSession()).data!;
+    expect((session.session as { activeOrganizationId?: string }).activeOrganizationId).toBe(school.id);
+    const [row] = await t.db.sql`select active_organization_id from sessions where id = ${session.session.id}`;
+    expect(row!.active_organization_id).toBe(school.id);
+    expect(await claims(owner)).toMatchObject({ sub: owner.id, role: "user", activeOrganizationId: school.id, activeOrganizationRole: "owner" });
+  });
+
+  test("an invitation is emailed with a link to the site; accepting it makes the invitee a member with the invited role", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner, "Bootcamp North");
+    const pupil = await signedUp("Pupil");
+    mail.length = 0;
+    expect((await owner.client.organization.inviteMember({ email: pupil.email, role: "student", organizationId: school.id })).error).toBeNull();
+    expect(mail).toHaveLength(1);
+    expect(mail[0]!.to).toBe(pupil.email);
+    expect(mail[0]!.subject).toBe("Owner invites you to Bootcamp North");
+    expect(mail[0]!.text).toContain("as student");
+    const invitationId = /http:\/\/localhost:3000\/join\/(\S+)/.exec(mail[0]!.text)![1]!;
+    const [invitation] = await t.db.sql`select email, role, status, inviter_id from invitations where id = ${invitationId}`;
+    expect(invitation).toEqual({ email: pupil.email, role: "student", status: "pending", inviter_id: owner.id });
+
+    // Somebody else cannot take the invitation.
+    const stranger = await signedUp("Stranger");
+    expect((await stranger.client.organization.acceptInvitation({ invitationId })).error?.status).toBe(403);
+
+    expect((await pupil.client.organization.acceptInvitation({ invitationId })).error).toBeNull();
+    expect((await t.db.sql`select status from invitations where id = ${invitationId}`)[0]!.status).toBe("accepted");
+    expect((await t.db.sql`select role from members where organization_id = ${school.id} and user_id = ${pupil.id}`)[0]!.role).toBe("student");
+    expect(await claims(pupil)).toMatchObject({ activeOrganizationId: school.id, activeOrganizationRole: "student" });
+  });
+
+  test("an unknown role is refused with 400 and no invitation is written", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const { error } = await owner.client.organization.inviteMember({ email: uniqueEmail("x"), role: "dean" as "student", organizationId: school.id });
+    expect(error?.status).toBe(400);
+    expect((await t.db.sql`select count(*)::int as count from invitations where organization_id = ${school.id}`)[0]!.count).toBe(0);
+  });
+});
+
+describe("course roles and permissions", () => {
+  test("students read and complete lessons, attempt and review quizzes, create and read threads and comments, nothing more", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const pupil = await signedUp("Pupil");
+    await invite(owner, school.id, pupil, "student");
+    expect(await can(pupil, { lesson: ["read", "complete"], quiz: ["attempt", "review"], thread: ["create", "read"], comment: ["create", "read"] })).toBe(true);
+    expect(await can(pupil, { comment: ["delete"] })).toBe(false);
+    expect(await can(pupil, { thread: ["delete"] })).toBe(false);
+    expect(await can(pupil, { member: ["invite"] })).toBe(false);
+    // And Better Auth's own endpoints agree: a student cannot invite.
+    const { error } = await pupil.client.organization.inviteMember({ email: uniqueEmail("friend"), role: "student", organizationId: school.id });
+    expect(error?.status).toBe(403);
+  });
+
+  test("instructors also delete comments and invite students and instructors, but not admins, and cannot remove members", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const teacher = await signedUp("Instructor");
+    await invite(owner, school.id, teacher, "instructor");
+    expect(await can(teacher, { comment: ["delete"], member: ["invite"], lesson: ["read"] })).toBe(true);
+    expect(await can(teacher, { thread: ["delete"] })).toBe(false);
+    expect(await can(teacher, { member: ["remove"] })).toBe(false);
+
+    const pupil = await signedUp("Pupil");
+    await invite(teacher, school.id, pupil, "student");
+    const colleague = await signedUp("Colleague");
+    await invite(teacher, school.id, colleague, "instructor");
+
+    const escalation = await teacher.client.organization.inviteMember({ email: uniqueEmail("crony"), role: "admin", organizationId: school.id });
+    expect(escalation.error?.status).toBe(403);
+    expect(escalation.error?.code).toBe("ROLE_NOT_ALLOWED");
+    const [member] = await t.db.sql`select id from members where user_id = ${pupil.id} and organization_id = ${school.id}`;
+    // Better Auth answers this refusal with 401, not 403.
+    const removal = await teacher.client.organization.removeMember({ memberIdOrEmail: member!.id, organizationId: school.id });
+    expect(removal.error?.status).toBe(401);
+    expect(removal.error?.code).toBe("YOU_ARE_NOT_ALLOWED_TO_DELETE_THIS_MEMBER");
+    expect((await t.db.sql`select count(*)::int as count from members where organization_id = ${school.id}`)[0]!.count).toBe(4);
+  });
+
+  test("admins and owners may do everything; an admin invites admins and removes members", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const everything = {
+      lesson: ["read", "complete"],
+      quiz: ["attempt", "review"],
+      thread: ["create", "read", "delete"],
+      comment: ["create", "read", "delete"],
+      member: ["invite", "remove"],
+    };
+    expect(await can(owner, everything)).toBe(true);
+    const head = await signedUp("Head");
+    await invite(owner, school.id, head, "admin");
+    expect(await can(head, everything)).toBe(true);
+    const deputy = await signedUp("Deputy");
+    await invite(head, school.id, deputy, "admin");
+    const [member] = await t.db.sql`select id from members where user_id = ${deputy.id} and organization_id = ${school.id}`;
+    expect((await head.client.organization.removeMember({ memberIdOrEmail: member!.id, organizationId: school.id })).error).toBeNull();
+  });
+
+  test("a role change reaches the member's JWT at once (no token minted before the change is handed out again)", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const pupil = await signedUp("Pupil");
+    await invite(owner, school.id, pupil, "student");
+    expect((await claims(pupil)).activeOrganizationRole).toBe("student");
+    const [member] = await t.db.sql`select id from members where user_id = ${pupil.id} and organization_id = ${school.id}`;
+    expect((await owner.client.organization.updateMemberRole({ memberId: member!.id, role: "instructor", organizationId: school.id })).error).toBeNull();
+    expect((await claims(pupil)).activeOrganizationRole).toBe("instructor");
+  });
+});
+
+describe("several organizations", () => {
+  test("a member of two organizations switches the active one; the session row and the JWT follow", async () => {
+    const pupil = await signedUp("Pupil");
+    const ownerA = await signedUp("Owner A");
+    const ownerB = await signedUp("Owner B");
+    const schoolA = await createSchool(ownerA, "School A");
+    const schoolB = await createSchool(ownerB, "School B");
+    await invite(ownerA, schoolA.id, pupil, "student");
+    await invite(ownerB, schoolB.id, pupil, "instructor");
+
+    const listed = (await pupil.client.organization.list()).data!;
+    expect(listed.map((org) => org.name).sort()).toEqual(["School A", "School B"]);
+
+    expect((await pupil.client.organization.setActive({ organizationId: schoolA.id })).error).toBeNull();
+    expect(await claims(pupil)).toMatchObject({ activeOrganizationId: schoolA.id, activeOrganizationRole: "student" });
+    expect((await pupil.client.organization.setActive({ organizationId: schoolB.id })).error).toBeNull();
+    const session = (await pupil.client.getSession()).data!;
+    expect((await t.db.sql`select active_organization_id from sessions where id = ${session.session.id}`)[0]!.active_organization_id).toBe(schoolB.id);
+    expect(await claims(pupil)).toMatchObject({ activeOrganizationId: schoolB.id, activeOrganizationRole: "instructor" });
+
+    // An organization the user is not a member of cannot be made active; Better Auth fails closed and
+    // clears the active organization.
+    const other = await createSchool(await signedUp("Owner C"), "School C");
+    expect((await pupil.client.organization.setActive({ organizationId: other.id })).error?.status).toBe(403);
+    expect(await claims(pupil)).toMatchObject({ activeOrganizationId: null, activeOrganizationRole: null });
+  });
+
+  test("ORGANIZATION_LIMIT: a user in 3 organizations cannot create a fourth (403), and nothing is written", async () => {
+    const founder = await signedUp("Founder");
+    for (let i = 0; i < 3; i++) await createSchool(founder, `School ${i}`);
+    const before = (await t.db.sql`select count(*)::int as count from organizations`)[0]!.count;
+    const { error } = await founder.client.organization.create({ name: "One too many", slug: `too-many-${Date.now()}` });
+    expect(error?.status).toBe(403);
+    expect(error?.code).toBe("YOU_HAVE_REACHED_THE_MAXIMUM_NUMBER_OF_ORGANIZATIONS");
+    expect((await t.db.sql`select count(*)::int as count from organizations`)[0]!.count).toBe(before);
+  });
+
+  test("a taken slug answers 400 ORGANIZATION_ALREADY_EXISTS", async () => {
+    const a = await signedUp("A");
+    const school = await createSchool(a);
+    const { error } = await (await signedUp("B")).client.organization.create({ name: "Copy", slug: school.slug });
+    expect(error?.status).toBe(400);
+    expect(error?.code).toBe("ORGANIZATION_ALREADY_EXISTS");
+  });
+});
+
+describe("teams", () => {
+  test("an owner creates a team (a class) and adds a member to it; the member's teams list it", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const pupil = await signedUp("Pupil");
+    await invite(owner, school.id, pupil, "student");
+    const team = await owner.client.organization.createTeam({ name: "Class 3B", organizationId: school.id });
+    expect(team.error).toBeNull();
+    expect((await owner.client.organization.addTeamMember({ teamId: team.data!.id, userId: pupil.id })).error).toBeNull();
+    const [row] = await t.db.sql`select t.name, t.organization_id from team_members tm join teams t on t.id = tm.team_id where tm.user_id = ${pupil.id}`;
+    expect(row).toEqual({ name: "Class 3B", organization_id: school.id });
+    const mine = (await pupil.client.organization.listUserTeams()).data!;
+    expect(mine.map((item) => item.name)).toEqual(["Class 3B"]);
+    // A student cannot create teams.
+    expect((await pupil.client.organization.createTeam({ name: "Rogue", organizationId: school.id })).error?.status).toBe(403);
+  });
+});
