@@ -38,8 +38,7 @@ class Family {
     readonly help: string,
     readonly type: "counter" | "gauge",
   ) {}
-  add(labels: Labels, amount = 1): void {
-    const key = labelText(labels);
+  add(labels: Labels, amount = 1, key = labelText(labels)): void {
     const entry = this.values.get(key);
     if (entry) entry.value += amount;
     else this.values.set(key, { labels, value: amount });
@@ -62,8 +61,7 @@ class HistogramFamily {
     readonly help: string,
     readonly bounds: number[],
   ) {}
-  observe(labels: Labels, value: number): void {
-    const key = labelText(labels);
+  observe(labels: Labels, value: number, key = labelText(labels)): void {
     let entry = this.series.get(key);
     if (!entry) this.series.set(key, (entry = { labels, buckets: this.bounds.map(() => 0), sum: 0, count: 0 }));
     const index = this.bounds.findIndex((bound) => value <= bound);
@@ -115,6 +113,7 @@ export function createMetrics(pool?: () => PoolStats, poolMax?: number): Metrics
     signUps.add({ result }, 0);
   }
   for (const family of [lockouts, created, revoked]) family.add({}, 0);
+  const seriesKeys = new Map<string, { labels: Labels; key: string }>();
 
   /** Gauges read when scraped: the pool and the process. */
   function gauges(): string {
@@ -146,9 +145,15 @@ export function createMetrics(pool?: () => PoolStats, poolMax?: number): Metrics
     observeRequest(sent, route, status, seconds) {
       // A client chooses the method; a label must not let it mint unbounded series.
       const method = STANDARD_METHODS.has(sent) ? sent : "OTHER";
-      const labels = { method, route, status: String(status) };
-      requests.add(labels);
-      duration.observe(labels, seconds);
+      // The label text of a (method, route, status) is built once, not on every request.
+      const id = `${method} ${route} ${status}`;
+      let series = seriesKeys.get(id);
+      if (!series) {
+        const labels = { method, route, status: String(status) };
+        seriesKeys.set(id, (series = { labels, key: labelText(labels) }));
+      }
+      requests.add(series.labels, 1, series.key);
+      duration.observe(series.labels, seconds, series.key);
       if (method !== "POST") return;
       if (route.startsWith("/api/auth/sign-in/")) signIns.add({ result: outcome(status) });
       else if (route.startsWith("/api/auth/sign-up/")) signUps.add({ result: outcome(status) });

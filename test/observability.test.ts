@@ -2,6 +2,7 @@
 // and the OpenAPI reference.
 import { describe, expect, test } from "bun:test";
 import { createLogger } from "../src/log.ts";
+import { pathOf } from "../src/observe.ts";
 import { trackPool } from "../src/pool-stats.ts";
 import { createPool } from "../src/db.ts";
 import {
@@ -94,6 +95,14 @@ describe("structured request logs", () => {
     expect(requestLines().at(-1)!.userId).toBeNull();
   });
 
+  test("the path of a request URL, without its query or fragment", () => {
+    expect(pathOf("http://localhost:3001/api/auth/get-session?disableRefresh=true")).toBe("/api/auth/get-session");
+    expect(pathOf("https://auth.example.com/health#x")).toBe("/health");
+    expect(pathOf("http://[::1]:3001/metrics")).toBe("/metrics");
+    expect(pathOf("http://localhost:3001")).toBe("/");
+    expect(pathOf("http://localhost:3001/a?b=/c")).toBe("/a");
+  });
+
   test("a path holding a token is logged as its route template, an unknown path as (unmatched)", async () => {
     lines.length = 0;
     await t.request("/api/auth/reset-password/secret-reset-token-123");
@@ -122,6 +131,18 @@ describe("structured request logs", () => {
       expect(all).not.toContain(secret);
     }
     expect(all).not.toContain(email.split("@")[0]!);
+  });
+
+  test("fields named like a secret are censored at any depth; emails are masked in messages, fields and errors", () => {
+    const out: string[] = [];
+    const logger = createLogger("debug", (line) => out.push(line), "json");
+    logger.info("signed up ada.lovelace@example.com", { token: "tok-1", user: { email: "ada.lovelace@example.com", password: "pw-1", nested: [{ cookie: "c-1" }] } });
+    logger.error("insert failed", new Error('duplicate key (email)=(grace@example.org)'));
+    const [first, second] = out.map((line) => JSON.parse(line));
+    expect(first).toMatchObject({ msg: "signed up a***@example.com", token: "[redacted]", user: { email: "a***@example.com", password: "[redacted]", nested: [{ cookie: "[redacted]" }] } });
+    expect(second.err.type).toBe("Error");
+    expect(second.err.message).toBe("duplicate key (email)=(g***@example.org)");
+    expect(out.join("\n")).not.toMatch(/tok-1|pw-1|c-1|lovelace|grace@/);
   });
 
   test("LOG_LEVEL=warn writes no request lines; a pretty logger writes readable ones", async () => {
