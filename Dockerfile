@@ -7,8 +7,9 @@
 
 FROM oven/bun:1.4.4 AS deps
 WORKDIR /app
-# The manifest and lockfile alone, so the dependency layer is rebuilt only when they change.
+# The manifest, lockfile and dependency patches alone, so the dependency layer is rebuilt only when they change.
 COPY package.json bun.lock ./
+COPY patches ./patches
 RUN bun install --frozen-lockfile --production
 
 # One bundled file starts in a fraction of the time that resolving and compiling src/ and node_modules

@@ -27,6 +27,8 @@ export { MAX_BODY_BYTES } from "./request-guard.ts";
 export const HEALTH_PROBE_REUSE_MS = 1000;
 // What a client is told to wait when the database (or the rate-limit store) does not answer.
 export const UNAVAILABLE_RETRY_AFTER_S = 5;
+// How long an auth request runs before the database is probed; a failed probe answers 503 then.
+export const DATABASE_WAIT_MS = 1000;
 
 function serviceUnavailable(code: string, message: string): Response {
   return errorResponse(503, code, message, { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) });
@@ -48,23 +50,40 @@ const AUTH_BASE_PATH = "/api/auth";
 export function createApp({ config, auth, sql, logger, version, metrics = createMetrics() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<typeof checkDatabase> | null = null;
-  const databaseHealth = async () => {
-    if (Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return { ok: true } as const;
+  /** `fresh`: after a failed query, a recent success proves nothing. */
+  const databaseHealth = async (fresh = false) => {
+    if (!fresh && Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return { ok: true } as const;
     probe ??= checkDatabase(sql, 1000).finally(() => (probe = null));
     const result = await probe;
-    if (result.ok) lastHealthy = Date.now();
+    lastHealthy = result.ok ? Date.now() : 0; // a failure also ends the reuse of an earlier success
+    databaseDown = !result.ok;
     return result;
   };
+  // Set while the last probe failed: requests then answer 503 after one probe (shared by all of them)
+  // instead of queueing behind a pool that is reconnecting.
+  let databaseDown = false;
   const JSON_TYPE = { "content-type": "application/json;charset=utf-8", ...securityHeadersFor("/health") };
-  const healthBody = (status: string) =>
-    `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date().toISOString()}"`;
+  const healthBody = (status: string, now: number) =>
+    `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date(now).toISOString()}"`;
+  // The healthy body changes only with the clock's millisecond; under a load balancer's (or a load
+  // test's) polling most answers reuse the string built for the same millisecond.
+  let okAt = 0;
+  let okBody = "";
+  const healthyResponse = (now: number) => {
+    if (now !== okAt) {
+      okAt = now;
+      okBody = `${healthBody("ok", now)}}`;
+    }
+    return new Response(okBody, { headers: JSON_TYPE });
+  };
   // Synchronous while the last probe is fresh: no promise, no JSON.stringify of an object.
   const health = (): Response | Promise<Response> => {
-    if (Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return new Response(`${healthBody("ok")}}`, { headers: JSON_TYPE });
+    const now = Date.now();
+    if (now - lastHealthy < HEALTH_PROBE_REUSE_MS) return healthyResponse(now);
     return databaseHealth().then((database) =>
       database.ok
-        ? new Response(`${healthBody("ok")}}`, { headers: JSON_TYPE })
-        : new Response(`${healthBody("degraded")},"reason":${JSON.stringify(`database: ${database.reason}`)}}`, { status: 503, headers: JSON_TYPE }),
+        ? healthyResponse(Date.now())
+        : new Response(`${healthBody("degraded", Date.now())},"reason":${JSON.stringify(`database: ${database.reason}`)}}`, { status: 503, headers: JSON_TYPE }),
     );
   };
 
@@ -73,11 +92,37 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
     return null;
   });
   /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
+  const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
   const unavailable = async (error: unknown): Promise<Response | null> => {
-    if (!(await databaseHealth()).ok) return serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
+    if (!(await databaseHealth(true)).ok) return noDatabase();
     if (!(error instanceof RateLimitStoreError)) return null;
     logger.error(error.message);
+    // The Postgres store failed although the probe now passes: the database is just back.
+    if (error.store === "postgres") return noDatabase();
     return serviceUnavailable("RATE_LIMIT_UNAVAILABLE", "the rate-limit store does not answer; try again shortly");
+  };
+  /**
+   * Runs an auth request, answering 503 at once while the database is known to be down, and after
+   * each DATABASE_WAIT_MS the request is still running if a probe then fails (the request may still
+   * finish in the background; it was answered 503, never 200). A busy but reachable database only waits.
+   */
+  const whileDatabaseAnswers = async (work: () => Promise<Response>): Promise<Response> => {
+    // A probe that fails (refused, closed) proves the database away; a slow one only proves load.
+    const failed = async () => {
+      const health = await databaseHealth(true);
+      return !health.ok && !health.timedOut;
+    };
+    if (databaseDown && (await failed())) return noDatabase();
+    const running = work();
+    for (;;) {
+      const waited = Bun.sleep(DATABASE_WAIT_MS).then(() => null);
+      const done = await Promise.race([running, waited]);
+      if (done) return done;
+      if (await failed()) {
+        running.catch(() => {}); // answered already; its failure is the database's
+        return noDatabase();
+      }
+    }
   };
   // With BETTER_AUTH_SECRETS, cookies signed by a previous secret are re-signed before any lookup.
   const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
@@ -167,13 +212,17 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
       return new Response(referencePage(document), { headers: { "content-type": "text/html; charset=utf-8" } });
     })
     .get("/api/auth/open-api/generate-schema", async () => Response.json(await apiReference()))
-    .get("/api/auth/get-session", async ({ request, server }) => (await (await fastPath)?.getSession(resign(request))) ?? toBetterAuth(request, server), {
-      parse: "none",
-    })
-    .get("/api/auth/token", async ({ request, server }) => (await (await fastPath)?.token(resign(request))) ?? toBetterAuth(request, server), {
-      parse: "none",
-    })
-    .all("/api/auth/*", ({ request, server }) => toBetterAuth(request, server), { parse: "none" })
+    .get(
+      "/api/auth/get-session",
+      ({ request, server }) => whileDatabaseAnswers(async () => (await (await fastPath)?.getSession(resign(request))) ?? toBetterAuth(request, server)),
+      { parse: "none" },
+    )
+    .get(
+      "/api/auth/token",
+      ({ request, server }) => whileDatabaseAnswers(async () => (await (await fastPath)?.token(resign(request))) ?? toBetterAuth(request, server)),
+      { parse: "none" },
+    )
+    .all("/api/auth/*", ({ request, server }) => whileDatabaseAnswers(() => toBetterAuth(request, server)), { parse: "none" })
     .all("*", () => errorResponse(404, "NOT_FOUND", "no such route"));
   listening.app = app as { server: SocketInfo | null };
   return app;

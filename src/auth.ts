@@ -13,7 +13,7 @@ import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { emailFlows } from "./email-flows.ts";
 import type { TransactionSql } from "postgres";
-import { accountLockout, logOnlyNotifier, type LockoutNotifier } from "./lockout.ts";
+import { accountLockout, logOnlyNotifier, mailingNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
 import { authObserver, countLockouts } from "./auth-observer.ts";
 import type { Metrics } from "./metrics.ts";
@@ -109,6 +109,11 @@ export function jwtOptions(config: Config, sql?: Sql): JwtOptions {
     disableSettingJwtHeader: true,
     schema: { jwks: schemaMapping.jwks },
   };
+}
+
+/** Mail when a relay is configured (and the console transport outside production), else a log line. */
+function lockoutNotifier(config: Config, mailer: Mailer, logger: Logger): LockoutNotifier {
+  return mailer.transport === "smtp" || config.nodeEnv !== "production" ? mailingNotifier(mailer) : logOnlyNotifier(logger);
 }
 
 export function createAuth({ config, sql, logger, metrics, secondaryStorage, rateLimitStore, notifyLockout, sendMail, mailer = createMailer(config, logger) }: AuthDependencies) {
@@ -215,7 +220,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       openAPI({ disableDefaultReference: true }),
       authObserver(metrics),
       auditTrail(recordEvent, sql),
-      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: countLockouts(metrics, notifyLockout ?? logOnlyNotifier(logger)), logger }),
+      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: countLockouts(metrics, notifyLockout ?? lockoutNotifier(config, mailer, logger)), logger }),
       ...flows.plugins,
       ...platformPlugins({ config, sql, logger, sendMail }),
     ],

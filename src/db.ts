@@ -17,22 +17,29 @@ export function createPool(url: string, options: PoolOptions): Sql {
     prepare: options.prepare ?? true,
     idle_timeout: 60,
     connect_timeout: 10,
+    // postgres.js waits up to 20 s between reconnection attempts after repeated failures; 2 s at most
+    // lets the server serve again soon after the database is back.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 2),
     onnotice: () => {},
     connection: { application_name: "auth-server" },
   });
 }
 
-/** Postgres answers within `timeoutMs`, or the reason it did not. */
-export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<{ ok: true } | { ok: false; reason: string }> {
+/**
+ * Postgres answers within `timeoutMs`, or the reason it did not; `timedOut` tells a slow answer (a
+ * busy pool, perhaps) from a failed one (refused, closed).
+ */
+export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<{ ok: true } | { ok: false; reason: string; timedOut: boolean }> {
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Error(`database did not answer within ${timeoutMs} ms`);
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+    timer = setTimeout(() => reject(timedOut), timeoutMs);
   });
   try {
     await Promise.race([sql`select 1`, timeout]);
     return { ok: true };
   } catch (error) {
-    return { ok: false, reason: error instanceof Error ? error.message : String(error) };
+    return { ok: false, reason: error instanceof Error ? error.message : String(error), timedOut: error === timedOut };
   } finally {
     clearTimeout(timer);
   }

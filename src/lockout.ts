@@ -8,6 +8,7 @@ import { markSignInFailure, requestOrigin, type AuditRecorder } from "./audit.ts
 import type { LockoutPolicy } from "./config.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import type { Mailer } from "./mailer.ts";
 
 export interface LockedAccount {
   id: string;
@@ -129,6 +130,17 @@ export function accountLockout({ sql, policy, record, notify, logger }: LockoutD
     },
   };
 }
+
+/**
+ * ASVS 2.2.3: the owner gets a mail (in the background: the 401 does not wait for the relay). The lock
+ * time is rounded up to whole minutes for the message.
+ */
+export const mailingNotifier =
+  (mailer: Pick<Mailer, "queue">): LockoutNotifier =>
+  async (account) => {
+    const seconds = Math.max(60, Math.ceil((account.lockedUntil.getTime() - Date.now()) / 60_000) * 60);
+    mailer.queue("account-locked", account.email, { name: account.name, unlocksInSeconds: seconds });
+  };
 
 /** Without mail: the lock is logged and in the audit trail, and the owner learns of it from support. */
 export const logOnlyNotifier =

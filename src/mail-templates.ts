@@ -17,6 +17,7 @@ export interface MailTemplateData {
   "password-changed": { name: string; how: "changed" | "reset" };
   "magic-link": { url: string; expiresInSeconds: number };
   "delete-account": { name: string; url: string; expiresInSeconds: number };
+  "account-locked": { name: string; unlocksInSeconds: number };
 }
 
 export type MailKind = keyof MailTemplateData;
@@ -146,6 +147,16 @@ export const templates: { [K in MailKind]: (data: MailTemplateData[K], product: 
       ],
       action: { label: "Delete my account", url, expiresInSeconds },
       footer: "If you did not ask for this, ignore this email and change your password; your account stays.",
+    }),
+  "account-locked": ({ name, unlocksInSeconds }, product) =>
+    letter(product, {
+      subject: `Your ${product} account is locked for ${humanDuration(unlocksInSeconds)}`,
+      name,
+      paragraphs: [
+        `There were too many failed attempts to sign in to your account, so sign-in is locked for ${humanDuration(unlocksInSeconds)}, even with the right password.`,
+        "It unlocks by itself; you do not need to do anything.",
+      ],
+      footer: "If these attempts were not you, someone may be guessing your password: once it unlocks, choose a new, long password.",
     }),
 };
 

@@ -20,8 +20,11 @@ export interface RateLimitStore extends BetterAuthRateLimitStorage {
 
 /** Thrown when the counters cannot be read: the request is refused with 503, not let through. */
 export class RateLimitStoreError extends Error {
-  constructor(cause: unknown) {
-    super(`rate-limit store unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  constructor(
+    readonly store: RateLimitStore["kind"],
+    cause: unknown,
+  ) {
+    super(`rate-limit store (${store}) unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.name = "RateLimitStoreError";
   }
 }
@@ -80,7 +83,7 @@ export function createPostgresRateLimitStore(sql: Sql): RateLimitStore {
             expires_at = case when r.expires_at <= now() then excluded.expires_at else r.expires_at end
           returning count, (extract(epoch from (expires_at - now())) * 1000)::int as retry_ms`;
       } catch (error) {
-        throw new RateLimitStoreError(error);
+        throw new RateLimitStoreError("postgres", error);
       }
       if (row!.count <= rule.max) return { allowed: true, retryAfter: null };
       return { allowed: false, retryAfter: retryAfterSeconds(row!.retry_ms) };
@@ -123,7 +126,7 @@ export function createRedisRateLimitStore(url: string, prefix = REDIS_KEY_PREFIX
         await connected();
         reply = await client.send("EVAL", [REDIS_CONSUME, "1", prefix + key, String(rule.window * 1000)]);
       } catch (error) {
-        throw new RateLimitStoreError(error);
+        throw new RateLimitStoreError("redis", error);
       }
       const [count, ttlMs] = (reply as [number, number]).map(Number) as [number, number];
       if (count <= rule.max) return { allowed: true, retryAfter: null };

@@ -5,6 +5,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { LockedAccount } from "../src/lockout.ts";
 import { cleanUpAfterFile, createSecondInstance, createTestApp, PASSWORD, signUp, type TestApp } from "./helpers.ts";
+import { createMailTestApp } from "./smtp.ts";
 
 cleanUpAfterFile();
 // Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
@@ -96,5 +97,18 @@ describe("account lockout (ASVS 2.2.1)", () => {
     const wrong = await answer(await attempt(t.request, email, "wrong password"));
     for (let i = 0; i < 3; i++) expect(await answer(await attempt(t.request, "nobody@example.test", "wrong password"))).toEqual(wrong);
     expect((await t.db.sql`select 1 from account_lockouts`).length).toBe(1);
+  });
+
+  test("with SMTP configured, the owner receives a mail over real SMTP when the account locks, once (ASVS 2.2.3)", async () => {
+    const t = await createMailTestApp({ LOCKOUT_MAX_FAILURES: "3", LOCKOUT_DURATION: "15m" });
+    const { email } = await signUp(t);
+    for (let i = 0; i < 5; i++) expect((await attempt(t.request, email, `wrong ${i}`)).status).toBe(401);
+    // (Sign-up sent a verification mail first; the lock notice is its own message.)
+    const mail = await t.smtp.waitForMail((received) => received.to.includes(email) && received.subject.includes("locked"));
+    expect(mail.subject).toBe("Your Learn account is locked for 15 minutes");
+    expect(mail.text).toContain("too many failed attempts");
+    expect(mail.text).not.toContain("wrong ");
+    await Bun.sleep(300);
+    expect(t.smtp.mailsTo(email).filter((received) => received.subject.includes("locked")).length).toBe(1);
   });
 });

@@ -34,6 +34,7 @@ const SAMPLES: { [K in MailKind]: MailTemplateData[K] } = {
   "password-changed": { name: "Ada", how: "changed" },
   "magic-link": { url: LINK, expiresInSeconds: 600 },
   "delete-account": { name: "Ada", url: LINK, expiresInSeconds: 3600 },
+  "account-locked": { name: "Ada", unlocksInSeconds: 900 },
 };
 
 describe("SMTP transport", () => {
