@@ -14,7 +14,7 @@ import { createSessionFastPath } from "./fast-session.ts";
 import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from "./metrics.ts";
 import { createRouteResolver, observeRequests } from "./observe.ts";
 import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
@@ -203,7 +203,7 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
           return errorResponse(401, "UNAUTHORIZED", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", { "www-authenticate": 'Bearer realm="metrics"' });
         }
       }
-      return new Response(await metrics.render(), { headers: { "content-type": metrics.registry.contentType, "cache-control": "no-store" } });
+      return new Response(metrics.render(), { headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" } });
     })
     .get("/api/auth/reference", async ({ request }) => {
       const document = await apiReference();

@@ -2,6 +2,7 @@
 // user a request acted for (for its log line) and when sessions are created or ended (for metrics).
 import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware } from "better-auth/api";
+import type { LockoutNotifier } from "./lockout.ts";
 import type { Metrics } from "./metrics.ts";
 import { noteRequestUser } from "./observe.ts";
 
@@ -32,5 +33,13 @@ export function authObserver(metrics?: Metrics): BetterAuthPlugin {
         },
       ],
     },
+  };
+}
+
+/** The lockout notifier, counting each account lock (src/lockout.ts calls it once per lock). */
+export function countLockouts(metrics: Metrics | undefined, notify: LockoutNotifier): LockoutNotifier {
+  return async (account) => {
+    metrics?.accountLocked();
+    await notify(account);
   };
 }

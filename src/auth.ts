@@ -15,7 +15,7 @@ import { emailFlows } from "./email-flows.ts";
 import type { TransactionSql } from "postgres";
 import { accountLockout, logOnlyNotifier, mailingNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
-import { authObserver } from "./auth-observer.ts";
+import { authObserver, countLockouts } from "./auth-observer.ts";
 import type { Metrics } from "./metrics.ts";
 import { createMailer, type Mailer } from "./mailer.ts";
 import { memberRole } from "./organization.ts";
@@ -220,7 +220,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       openAPI({ disableDefaultReference: true }),
       authObserver(metrics),
       auditTrail(recordEvent, sql),
-      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: notifyLockout ?? lockoutNotifier(config, mailer, logger), logger }),
+      accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: countLockouts(metrics, notifyLockout ?? lockoutNotifier(config, mailer, logger)), logger }),
       ...flows.plugins,
       ...platformPlugins({ config, sql, logger, sendMail }),
     ],

@@ -103,6 +103,10 @@ export async function migrationStatus(sql: Sql, dir = MIGRATIONS_DIR): Promise<M
 /** Applies every pending migration; returns the versions it applied (empty when up to date). */
 export async function applyMigrations(sql: Sql, dir = MIGRATIONS_DIR): Promise<string[]> {
   const migrations = readMigrations(dir);
+  // The common start-up: everything applied, unchanged. One read answers that without the lock and
+  // its DDL (cold start); anything else (no table yet, pending, changed) takes the locked path.
+  const recorded = await sql<AppliedRow[]>`select version, name, checksum, applied_at from schema_migrations`.catch(() => null);
+  if (recorded && compare(migrations, recorded).every((state) => state.state === "applied" || state.state === "missing")) return [];
   return withMigrationLock(sql, async (connection) => {
     const applied = await connection<AppliedRow[]>`select version, name, checksum, applied_at from schema_migrations`;
     const states = compare(migrations, applied);

@@ -1,5 +1,6 @@
 // Password hashing: argon2id through Bun.password at OWASP's recommended parameters, with Better
 // Auth's legacy scrypt format still accepted and upgraded at the next successful sign-in.
+import { availableParallelism } from "node:os";
 import { verifyPassword as verifyScrypt } from "better-auth/crypto";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
@@ -10,8 +11,31 @@ export const ARGON2ID = { algorithm: "argon2id", memoryCost: 19 * 1024, timeCost
 
 const LEGACY_SCRYPT = /^[0-9a-f]{32}:[0-9a-f]{128}$/i;
 
+// At most this many hashes run at once (argon2id takes 19 MiB each, legacy scrypt 16 MiB); the rest
+// wait their turn. A sign-in storm then costs bounded memory (bench/RESULTS.md: peak RSS), and more
+// hashes at once than cores would not finish sooner.
+export const HASHES_IN_FLIGHT = Math.min(8, Math.max(2, availableParallelism()));
+let inFlight = 0;
+const waiting: Array<() => void> = [];
+
+/** Runs `work` when fewer than HASHES_IN_FLIGHT hashes are running. */
+async function hashSlot<T>(work: () => Promise<T>): Promise<T> {
+  if (inFlight >= HASHES_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+  else inFlight++;
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next(); // the slot passes straight to the next waiter
+    else inFlight--;
+  }
+}
+
+/** Hashes being computed right now (for tests and diagnostics). */
+export const hashesInFlight = () => inFlight;
+
 export function hashPassword(password: string): Promise<string> {
-  return Bun.password.hash(password, ARGON2ID);
+  return hashSlot(() => Bun.password.hash(password, ARGON2ID));
 }
 
 export function isLegacyScryptHash(hash: string): boolean {
@@ -32,12 +56,12 @@ export function createPasswordHasher(sql: Sql, logger: Logger): PasswordHasher {
   return {
     hash: hashPassword,
     async verify({ hash, password }) {
-      if (hash.startsWith("$argon2")) return Bun.password.verify(password, hash, "argon2id");
+      if (hash.startsWith("$argon2")) return hashSlot(() => Bun.password.verify(password, hash, "argon2id"));
       if (!isLegacyScryptHash(hash)) {
         logger.warn("a stored password hash has an unknown format; the sign-in is refused");
         return false;
       }
-      if (!(await verifyScrypt({ hash, password }))) return false;
+      if (!(await hashSlot(() => verifyScrypt({ hash, password })))) return false;
       const upgraded = await hashPassword(password);
       await sql`
         update accounts set password = ${upgraded}, updated_at = now()

@@ -8,8 +8,8 @@
 import { RedisClient } from "bun";
 import type { Logger } from "./log.ts";
 
-/** Every key this server writes starts with this, so a purge touches nothing else in the database. */
-export const REDIS_KEY_PREFIX = "auth-server:";
+/** Every key this storage writes starts with this, so a purge touches nothing else (rate-limit counters have their own prefix). */
+export const REDIS_KEY_PREFIX = "auth-server:secondary:";
 // A cache lookup that takes longer than this is slower than asking Postgres.
 const COMMAND_TIMEOUT_MS = 250;
 const RECONNECT_EVERY_MS = 1000;

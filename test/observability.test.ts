@@ -2,6 +2,7 @@
 // and the OpenAPI reference.
 import { describe, expect, test } from "bun:test";
 import { createLogger } from "../src/log.ts";
+import { pathOf } from "../src/observe.ts";
 import { trackPool } from "../src/pool-stats.ts";
 import { createPool } from "../src/db.ts";
 import {
@@ -94,6 +95,14 @@ describe("structured request logs", () => {
     expect(requestLines().at(-1)!.userId).toBeNull();
   });
 
+  test("the path of a request URL, without its query or fragment", () => {
+    expect(pathOf("http://localhost:3001/api/auth/get-session?disableRefresh=true")).toBe("/api/auth/get-session");
+    expect(pathOf("https://auth.example.com/health#x")).toBe("/health");
+    expect(pathOf("http://[::1]:3001/metrics")).toBe("/metrics");
+    expect(pathOf("http://localhost:3001")).toBe("/");
+    expect(pathOf("http://localhost:3001/a?b=/c")).toBe("/a");
+  });
+
   test("a path holding a token is logged as its route template, an unknown path as (unmatched)", async () => {
     lines.length = 0;
     await t.request("/api/auth/reset-password/secret-reset-token-123");
@@ -122,6 +131,18 @@ describe("structured request logs", () => {
       expect(all).not.toContain(secret);
     }
     expect(all).not.toContain(email.split("@")[0]!);
+  });
+
+  test("fields named like a secret are censored at any depth; emails are masked in messages, fields and errors", () => {
+    const out: string[] = [];
+    const logger = createLogger("debug", (line) => out.push(line), "json");
+    logger.info("signed up ada.lovelace@example.com", { token: "tok-1", user: { email: "ada.lovelace@example.com", password: "pw-1", nested: [{ cookie: "c-1" }] } });
+    logger.error("insert failed", new Error('duplicate key (email)=(grace@example.org)'));
+    const [first, second] = out.map((line) => JSON.parse(line));
+    expect(first).toMatchObject({ msg: "signed up a***@example.com", token: "[redacted]", user: { email: "a***@example.com", password: "[redacted]", nested: [{ cookie: "[redacted]" }] } });
+    expect(second.err.type).toBe("Error");
+    expect(second.err.message).toBe("duplicate key (email)=(g***@example.org)");
+    expect(out.join("\n")).not.toMatch(/tok-1|pw-1|c-1|lovelace|grace@/);
   });
 
   test("LOG_LEVEL=warn writes no request lines; a pretty logger writes readable ones", async () => {
@@ -163,6 +184,24 @@ describe("metrics", () => {
     expect(sample(text, "http_requests_total", { route: "(unmatched)", status: "404" })).toBeGreaterThan(0);
     expect(sample(text, "http_request_duration_seconds_count", { route: "/api/auth/get-session", status: "200" })).toBeGreaterThan(0);
     expect(text).not.toContain("/no/such/route");
+    // Histogram buckets are cumulative and end in +Inf = count.
+    const labels = { method: "GET", route: "/api/auth/get-session", status: "200" };
+    const buckets = ["0.001", "0.01", "0.1", "1", "10", "+Inf"].map((le) => sample(text, "http_request_duration_seconds_bucket", { ...labels, le })!);
+    expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+    expect(buckets.at(-1)).toBe(sample(text, "http_request_duration_seconds_count", labels)!);
+    expect(sample(text, "http_request_duration_seconds_sum", labels)).toBeGreaterThan(0);
+    // Every sample line is `name{labels} value` with a HELP and TYPE before its family.
+    for (const line of text.trim().split("\n")) {
+      expect(line).toMatch(/^(# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+|[a-z_:][a-z0-9_:]*(\{[a-z_]+="(?:[^"\\\n]|\\.)*"(,[a-z_]+="(?:[^"\\\n]|\\.)*")*\})? -?[0-9.e+-]+)$/);
+    }
+  });
+
+  test("labels stay bounded: an unusual method is OTHER, an unknown path (unmatched)", async () => {
+    await t.request("/health", { method: "PROPFIND" });
+    await t.request(`/random/${crypto.randomUUID()}`);
+    const text = await metricsText();
+    expect(sample(text, "http_requests_total", { method: "OTHER" })).toBeGreaterThan(0);
+    expect(text).not.toContain("PROPFIND");
   });
 
   test("sign-in and sign-up successes and failures, and sessions created and revoked, are counted", async () => {
@@ -195,6 +234,18 @@ describe("metrics", () => {
     const text = await (await fetch(`${server.url}/metrics`)).text();
     expect(sample(text, "auth_sign_in_total", { result: "locked" })).toBe(statuses.filter((s) => s === 429).length);
     expect(sample(text, "auth_sign_in_total", { result: "failure" })).toBe(statuses.filter((s) => s === 401).length);
+  });
+
+  test("an account locked after repeated failed sign-ins is counted once", async () => {
+    const strict = await createTestApp({ LOCKOUT_MAX_FAILURES: "3" });
+    const email = uniqueEmail("lockout");
+    await signUp(strict, { email });
+    for (let i = 0; i < 5; i++) {
+      await strict.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `wrong-password-${i}` } });
+    }
+    const text = await (await strict.request("/metrics")).text();
+    expect(sample(text, "auth_account_lockouts_total")).toBe(1);
+    expect(sample(text, "auth_sign_in_total", { result: "failure" })).toBe(5);
   });
 
   test("process memory and the database pool are exported", async () => {
