@@ -74,7 +74,8 @@ const SESSION_PATHS: Record<string, AuthEventType> = {
   "/change-password": "password_changed",
 };
 const isAdminPath = (path: string) => path.startsWith("/admin/");
-const isSignIn = (path: string) => path.startsWith("/sign-in/") || path.startsWith("/callback/") || path.startsWith("/two-factor/verify-");
+const isSignIn = (path: string) =>
+  path.startsWith("/sign-in/") || path.startsWith("/callback/") || path.startsWith("/two-factor/verify-") || path === "/magic-link/verify";
 /**
  * Endpoints whose event is what they changed, not what they were asked: delete-user only mails a
  * confirmation link (the callback deletes), two-factor/enable turns 2FA on only after a first valid
@@ -103,6 +104,26 @@ export function markSignInFailure(request: Request, reason: string): void {
 }
 
 type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
+
+/**
+ * Whether an endpoint refused the request. Better Auth answers some outcomes with a redirect (an
+ * APIError of status 302): a provider callback or a mailed link that worked, or one that failed with
+ * `?error=` in its Location.
+ */
+function refused(returned: unknown): boolean {
+  const redirectsToError = (headers: ConstructorParameters<typeof Headers>[0]) => /[?&]error=/.test(new Headers(headers).get("location") ?? "");
+  if (isAPIError(returned)) return returned.statusCode >= 400 || redirectsToError(returned.headers);
+  return returned instanceof Response && (returned.status >= 400 || redirectsToError(returned.headers));
+}
+
+/** How a sign-in was made: `email`, `magic-link`..., a provider's id for its callback, `verify-totp`... */
+function signInMethod(ctx: HookContext): string | null {
+  const path = ctx.path ?? "";
+  // The callback's path is the route pattern (/callback/:id); the provider is its parameter.
+  if (path.startsWith("/callback/")) return (ctx.params as { id?: unknown } | undefined)?.id?.toString() ?? null;
+  if (path === "/magic-link/verify") return "magic-link";
+  return path.split("/")[2] ?? null;
+}
 
 /** Better Auth's error code of a failed endpoint, as a reason class for the trail. */
 function failureReason(error: { body?: { code?: unknown }; statusCode: number }): string {
@@ -181,7 +202,7 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
           handler: createAuthMiddleware(async (ctx) => {
             const path = ctx.path ?? "";
             const returned = ctx.context.returned;
-            const failed = isAPIError(returned) || (returned instanceof Response && returned.status >= 400);
+            const failed = refused(returned);
             const actor = ctx.request ? actors.get(ctx.request) ?? null : null;
             const event = (type: AuthEventType, userId: string | null, details?: AuthEvent["details"]) =>
               record({ type, userId, ...origin(ctx), details });
@@ -202,12 +223,12 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
             if (isSignIn(path) && failed && isAPIError(returned)) {
               const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
               const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);
-              return void (await event("sign_in_failed", userId, { method: path.split("/")[2] ?? null, reason }));
+              return void (await event("sign_in_failed", userId, { method: signInMethod(ctx), reason }));
             }
             if (failed) return;
             const newUserId = (ctx.context.newSession?.user.id as string | undefined) ?? null;
             if (path === "/sign-up/email" && newUserId) return void (await event("sign_up", newUserId));
-            if (isSignIn(path) && newUserId) return void (await event("sign_in", newUserId, { method: path.split("/")[path.startsWith("/callback/") ? 1 : 2] ?? null }));
+            if (isSignIn(path) && newUserId) return void (await event("sign_in", newUserId, { method: signInMethod(ctx) }));
             if (path in SESSION_PATHS) {
               const details = path.startsWith("/revoke-") ? { scope: path.slice("/revoke-".length) } : undefined;
               return void (await event(SESSION_PATHS[path]!, actor, details));

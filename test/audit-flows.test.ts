@@ -143,6 +143,29 @@ describe("mail flows", () => {
   });
 });
 
+describe("magic link", () => {
+  test("ASVS 7.1.3 / 7.2.1: opening a magic link is a sign_in by magic-link; opening it again is a sign_in_failed, not a sign-in", async () => {
+    const { client, userId, email } = await member("audit-magic");
+    expect((await client.signIn.magicLink({ email, callbackURL: `${SITE_ORIGIN}/home` })).error).toBeNull();
+    const link = linkIn(await t.smtp.waitForMail(email));
+    tokenOf(link);
+    const opened = await t.request(link, { headers: headers(), redirect: "manual" });
+    expect(opened.headers.get("location")).toBe(`${SITE_ORIGIN}/home`);
+    for (const cookie of opened.headers.getSetCookie()) secrets.add(cookie.split(";")[0]!.split("=").slice(1).join("="));
+    expect((await t.request(link, { headers: headers(), redirect: "manual" })).headers.get("location")).toContain("error=");
+
+    const rows = await eventsOf(userId);
+    expect(rows.map((row) => [row.type, row.details])).toEqual([
+      ["sign_up", {}],
+      ["sign_in", { method: "magic-link" }],
+    ]);
+    await expectOrigin(userId);
+    const [failure] = await t.db.sql`select type, details from auth_events order by id desc limit 1`;
+    expect(failure).toEqual({ type: "sign_in_failed", details: { method: "magic-link", reason: "invalid_request" } });
+    await expectNothingSecret();
+  });
+});
+
 describe("two-factor authentication", () => {
   test("ASVS 7.1.3: 2FA is recorded as enabled when the first code turns it on (not at enable), and as disabled; the first code is no sign-in, nor is a password awaiting its second factor", async () => {
     const { client, jar, userId } = await member("audit-2fa");
