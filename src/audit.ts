@@ -72,12 +72,30 @@ const SESSION_PATHS: Record<string, AuthEventType> = {
   "/revoke-sessions": "session_revoked",
   "/revoke-other-sessions": "session_revoked",
   "/change-password": "password_changed",
-  "/delete-user": "user_deleted",
-  "/two-factor/enable": "two_factor_enabled",
-  "/two-factor/disable": "two_factor_disabled",
 };
 const isAdminPath = (path: string) => path.startsWith("/admin/");
-const isSignIn = (path: string) => path.startsWith("/sign-in/") || path.startsWith("/callback/") || path.startsWith("/two-factor/verify-");
+const isSignIn = (path: string) =>
+  path.startsWith("/sign-in/") || path.startsWith("/callback/") || path.startsWith("/two-factor/verify-") || path === "/magic-link/verify";
+/**
+ * Endpoints whose event is what they changed, not what they were asked: delete-user only mails a
+ * confirmation link (the callback deletes), two-factor/enable turns 2FA on only after a first valid
+ * code (verify-totp), and verify-email answers success and failure alike with a redirect. For these the
+ * subject's row is read before and after, and the difference is the event.
+ */
+const isStatePath = (path: string) =>
+  path === "/verify-email" ||
+  path === "/delete-user" ||
+  path === "/delete-user/callback" ||
+  path === "/admin/remove-user" ||
+  path === "/two-factor/enable" ||
+  path === "/two-factor/disable" ||
+  path.startsWith("/two-factor/verify-");
+
+interface UserState {
+  email: string;
+  emailVerified: boolean;
+  twoFactorEnabled: boolean;
+}
 
 // A reason another module knows better than Better Auth's error code (the lockout: "account_locked").
 const failureReasons = new WeakMap<Request, string>();
@@ -86,6 +104,26 @@ export function markSignInFailure(request: Request, reason: string): void {
 }
 
 type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
+
+/**
+ * Whether an endpoint refused the request. Better Auth answers some outcomes with a redirect (an
+ * APIError of status 302): a provider callback or a mailed link that worked, or one that failed with
+ * `?error=` in its Location.
+ */
+function refused(returned: unknown): boolean {
+  const redirectsToError = (headers: ConstructorParameters<typeof Headers>[0]) => /[?&]error=/.test(new Headers(headers).get("location") ?? "");
+  if (isAPIError(returned)) return returned.statusCode >= 400 || redirectsToError(returned.headers);
+  return returned instanceof Response && (returned.status >= 400 || redirectsToError(returned.headers));
+}
+
+/** How a sign-in was made: `email`, `magic-link`..., a provider's id for its callback, `verify-totp`... */
+function signInMethod(ctx: HookContext): string | null {
+  const path = ctx.path ?? "";
+  // The callback's path is the route pattern (/callback/:id); the provider is its parameter.
+  if (path.startsWith("/callback/")) return (ctx.params as { id?: unknown } | undefined)?.id?.toString() ?? null;
+  if (path === "/magic-link/verify") return "magic-link";
+  return path.split("/")[2] ?? null;
+}
 
 /** Better Auth's error code of a failed endpoint, as a reason class for the trail. */
 function failureReason(error: { body?: { code?: unknown }; statusCode: number }): string {
@@ -99,6 +137,25 @@ function failureReason(error: { body?: { code?: unknown }; statusCode: number })
 export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
   // Whose session (or reset token) a request carried, read before the endpoint can delete it.
   const actors = new WeakMap<Request, string | null>();
+  // Whom an admin stops impersonating (stop-impersonating names no user in its body).
+  const impersonated = new WeakMap<Request, string>();
+  // The user a state path acts on, and their row before it ran (null: no such user).
+  const subjects = new WeakMap<Request, { userId: string; before: UserState | null }>();
+  const stateOf = async (userId: string): Promise<UserState | null> => {
+    const [row] = await sql<UserState[]>`
+      select email, email_verified as "emailVerified", two_factor_enabled as "twoFactorEnabled" from users where id = ${userId}`;
+    return row ?? null;
+  };
+  /** The user a verify-email link is for: the user id it is bound to, or its address. */
+  const verifyEmailSubject = async (token: unknown) => {
+    if (typeof token !== "string") return null;
+    try {
+      const claims = decodeJwt(token) as { email?: unknown; userId?: unknown };
+      return typeof claims.userId === "string" ? claims.userId : await userIdByEmail(claims.email);
+    } catch {
+      return null; // not a JWT: Better Auth refuses it, nothing changes
+    }
+  };
   const origin = (ctx: HookContext) => requestOrigin(ctx.headers ?? ctx.request?.headers);
   const userIdByEmail = async (email: unknown) => {
     if (typeof email !== "string") return null;
@@ -111,18 +168,31 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
     hooks: {
       before: [
         {
-          matcher: (ctx) => Boolean(ctx.path && (ctx.path in SESSION_PATHS || isAdminPath(ctx.path) || ctx.path === "/reset-password")),
+          matcher: (ctx) =>
+            Boolean(ctx.path && (ctx.path in SESSION_PATHS || isAdminPath(ctx.path) || isStatePath(ctx.path) || ctx.path === "/reset-password")),
           handler: createAuthMiddleware(async (ctx) => {
             if (!ctx.request) return;
             if (ctx.path === "/reset-password") {
               const token = (ctx.body as { token?: unknown } | undefined)?.token ?? ctx.query?.token;
               if (typeof token !== "string") return;
-              const [row] = await sql<{ value: string }[]>`select value from verifications where identifier = ${`reset-password:${token}`}`;
+              // Through Better Auth's adapter: reset tokens are stored under a hashed identifier.
+              const row = await ctx.context.internalAdapter.findVerificationValue(`reset-password:${token}`);
               actors.set(ctx.request, row?.value ?? null);
               return;
             }
-            const session = await getSessionFromCtx(ctx).catch(() => null);
-            actors.set(ctx.request, session?.user.id ?? null);
+            let subject: string | null;
+            if (ctx.path === "/verify-email") subject = await verifyEmailSubject(ctx.query?.token);
+            else {
+              const session = await getSessionFromCtx(ctx).catch(() => null);
+              // Stopping an impersonation is the admin's action, sent with the impersonated user's session.
+              const impersonatedBy = (session?.session as { impersonatedBy?: string | null } | undefined)?.impersonatedBy;
+              const stopping = ctx.path === "/admin/stop-impersonating" && impersonatedBy;
+              actors.set(ctx.request, stopping || session?.user.id || null);
+              if (stopping) impersonated.set(ctx.request, session!.user.id);
+              const target = (ctx.body as { userId?: unknown } | undefined)?.userId;
+              subject = ctx.path === "/admin/remove-user" ? (typeof target === "string" ? target : null) : session?.user.id ?? null;
+            }
+            if (subject && isStatePath(ctx.path)) subjects.set(ctx.request, { userId: subject, before: await stateOf(subject) });
           }),
         },
       ],
@@ -132,36 +202,43 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
           handler: createAuthMiddleware(async (ctx) => {
             const path = ctx.path ?? "";
             const returned = ctx.context.returned;
-            const failed = isAPIError(returned) || (returned instanceof Response && returned.status >= 400);
+            const failed = refused(returned);
             const actor = ctx.request ? actors.get(ctx.request) ?? null : null;
             const event = (type: AuthEventType, userId: string | null, details?: AuthEvent["details"]) =>
               record({ type, userId, ...origin(ctx), details });
 
+            const subject = ctx.request ? subjects.get(ctx.request) : undefined;
+            if (subject?.before) {
+              const { userId, before } = subject;
+              const after = await stateOf(userId);
+              if (!after) await event("user_deleted", userId, { by: path.startsWith("/admin/") ? "admin" : "self" });
+              else {
+                if (after.email !== before.email) await event("email_changed", userId);
+                else if (after.emailVerified && !before.emailVerified) await event("email_verified", userId);
+                if (after.twoFactorEnabled !== before.twoFactorEnabled) await event(after.twoFactorEnabled ? "two_factor_enabled" : "two_factor_disabled", userId);
+              }
+            }
+            // A signed-in user's verify-totp turns 2FA on (above); only a session-less one is a sign-in.
+            if (isSignIn(path) && subject) return;
             if (isSignIn(path) && failed && isAPIError(returned)) {
               const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
               const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);
-              return void (await event("sign_in_failed", userId, { method: path.split("/")[2] ?? null, reason }));
+              return void (await event("sign_in_failed", userId, { method: signInMethod(ctx), reason }));
             }
             if (failed) return;
             const newUserId = (ctx.context.newSession?.user.id as string | undefined) ?? null;
             if (path === "/sign-up/email" && newUserId) return void (await event("sign_up", newUserId));
-            if (isSignIn(path) && newUserId) return void (await event("sign_in", newUserId, { method: path.split("/")[path.startsWith("/callback/") ? 1 : 2] ?? null }));
+            if (isSignIn(path) && newUserId) return void (await event("sign_in", newUserId, { method: signInMethod(ctx) }));
             if (path in SESSION_PATHS) {
               const details = path.startsWith("/revoke-") ? { scope: path.slice("/revoke-".length) } : undefined;
               return void (await event(SESSION_PATHS[path]!, actor, details));
             }
             if (isAdminPath(path)) {
-              const target = (ctx.body as { userId?: unknown } | undefined)?.userId;
-              return void (await event("admin_action", actor, { action: path.slice("/admin/".length), targetUserId: typeof target === "string" ? target : null }));
+              const body = (ctx.body as { userId?: unknown } | undefined)?.userId;
+              const target = typeof body === "string" ? body : ctx.request ? impersonated.get(ctx.request) ?? null : null;
+              return void (await event("admin_action", actor, { action: path.slice("/admin/".length), targetUserId: target }));
             }
             if (path === "/reset-password") return void (await event("password_reset", actor));
-            if (path === "/verify-email") {
-              const token = ctx.query?.token;
-              if (typeof token !== "string") return;
-              const claims = decodeJwt(token) as { email?: unknown; updateTo?: unknown };
-              if (typeof claims.updateTo === "string") return void (await event("email_changed", await userIdByEmail(claims.updateTo)));
-              return void (await event("email_verified", await userIdByEmail(claims.email)));
-            }
           }),
         },
       ],

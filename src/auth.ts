@@ -219,10 +219,12 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
       openAPI({ disableDefaultReference: true }),
       authObserver(metrics),
-      auditTrail(recordEvent, sql),
       accountLockout({ sql, policy: config.lockout, record: recordEvent, notify: countLockouts(metrics, notifyLockout ?? lockoutNotifier(config, mailer, logger)), logger }),
       ...flows.plugins,
       ...platformPlugins({ config, sql, logger, sendMail }),
+      // Last, so its after hooks see what the others made of a request: the two-factor plugin clears
+      // newSession when a password sign-in still needs a second factor (no session is granted yet).
+      auditTrail(recordEvent, sql),
     ],
   });
   return auth;

@@ -26,6 +26,9 @@ const oidcEnv = (trusted: string) => ({
 const trusting = await createTestApp(oidcEnv("school"));
 const untrusting = await createTestApp(oidcEnv("github,google"));
 
+const signInFailures = async (app: TestApp) =>
+  (await app.db.sql<{ n: number }[]>`select count(*)::int as n from auth_events where type = 'sign_in_failed'`)[0]!.n;
+
 /** A provider user with a fresh address. */
 function providerUser(label: string, emailVerified = true, email = uniqueEmail(label)) {
   const user = { sub: `${label}-${crypto.randomUUID()}`, email, emailVerified, name: `${label} at school` };
@@ -73,6 +76,7 @@ const accountsOf = (t: TestApp, userId: string) =>
 describe("OpenID Connect sign-in", () => {
   test("a new user signs in through the provider: PKCE S256 and a nonce on the request, a session, a user and an accounts row", async () => {
     const alice = providerUser("alice");
+    const failuresBefore = await signInFailures(trusting);
     const { client, authorizationUrl, response } = await signInWithProvider(trusting, alice.sub);
 
     const request = Object.fromEntries(authorizationUrl.searchParams);
@@ -95,6 +99,15 @@ describe("OpenID Connect sign-in", () => {
     const again = await signInWithProvider(trusting, alice.sub);
     expect((await again.client.getSession()).data?.user.id).toBe(session!.user.id);
     expect(await accountsOf(trusting, session!.user.id)).toHaveLength(1);
+
+    // ASVS 7.1.3 / 7.2.1: both are successful sign-ins in the audit trail, by the provider's id; the
+    // callback's redirect is not a failure.
+    const events = await trusting.db.sql`select type, details from auth_events where user_id = ${session!.user.id} order by id`;
+    expect([...events]).toEqual([
+      { type: "sign_in", details: { method: "school" } },
+      { type: "sign_in", details: { method: "school" } },
+    ]);
+    expect(await signInFailures(trusting)).toEqual(failuresBefore);
   });
 
   test("the provider refuses an authorization request without PKCE", async () => {
@@ -168,6 +181,9 @@ describe("OpenID Connect sign-in", () => {
     expect((await trusting.request(location.pathname + location.search)).status).toBeLessThan(500);
     expect((await client.getSession()).data).toBeNull();
     expect(await countIdentityRows(trusting.db.sql)).toEqual(before);
+    // ASVS 7.2.1: the refused callback is a failed sign-in in the audit trail.
+    const [failure] = await trusting.db.sql`select user_id, details from auth_events where type = 'sign_in_failed' order by id desc limit 1`;
+    expect(failure).toEqual({ user_id: null, details: { method: "school", reason: "invalid_request" } });
   });
 });
 
