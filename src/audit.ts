@@ -163,10 +163,19 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
     return row?.id ?? null;
   };
 
+  // When a provider callback or a magic link started: a user created after that was signed up by it.
+  const started = new WeakMap<Request, number>();
+
   return {
     id: "audit-trail",
     hooks: {
       before: [
+        {
+          matcher: (ctx) => Boolean(ctx.path && (ctx.path.startsWith("/callback/") || ctx.path === "/magic-link/verify")),
+          handler: createAuthMiddleware(async (ctx) => {
+            if (ctx.request) started.set(ctx.request, Date.now());
+          }),
+        },
         {
           matcher: (ctx) =>
             Boolean(ctx.path && (ctx.path in SESSION_PATHS || isAdminPath(ctx.path) || isStatePath(ctx.path) || ctx.path === "/reset-password")),
@@ -228,7 +237,15 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
             if (failed) return;
             const newUserId = (ctx.context.newSession?.user.id as string | undefined) ?? null;
             if (path === "/sign-up/email" && newUserId) return void (await event("sign_up", newUserId));
-            if (isSignIn(path) && newUserId) return void (await event("sign_in", newUserId, { method: signInMethod(ctx) }));
+            if (isSignIn(path) && newUserId) {
+              // A provider's first sign-in, or a magic link for a new address, creates the user: a sign-up too.
+              const begun = ctx.request ? started.get(ctx.request) : undefined;
+              const createdAt = ctx.context.newSession?.user.createdAt;
+              if (begun !== undefined && createdAt && new Date(createdAt).getTime() >= begun) {
+                await event("sign_up", newUserId, { method: signInMethod(ctx) });
+              }
+              return void (await event("sign_in", newUserId, { method: signInMethod(ctx) }));
+            }
             if (path in SESSION_PATHS) {
               const details = path.startsWith("/revoke-") ? { scope: path.slice("/revoke-".length) } : undefined;
               return void (await event(SESSION_PATHS[path]!, actor, details));

@@ -123,5 +123,13 @@ describe("an unknown address", () => {
     await requestLink(open, stranger);
     expect((await open.request(linkIn(await open.smtp.waitForMail(stranger)), { redirect: "manual" })).status).toBe(302);
     expect(await users(open, stranger)).toHaveLength(1);
+
+    // ASVS 7.1.3: the audit trail has the sign-up once (the first link made the account), then two sign-ins.
+    const events = await open.db.sql`select type, details from auth_events where user_id = ${created!.id} order by id`;
+    expect([...events]).toEqual([
+      { type: "sign_up", details: { method: "magic-link" } },
+      { type: "sign_in", details: { method: "magic-link" } },
+      { type: "sign_in", details: { method: "magic-link" } },
+    ]);
   });
 });

@@ -103,7 +103,9 @@ describe("OpenID Connect sign-in", () => {
     // ASVS 7.1.3 / 7.2.1: both are successful sign-ins in the audit trail, by the provider's id; the
     // callback's redirect is not a failure.
     const events = await trusting.db.sql`select type, details from auth_events where user_id = ${session!.user.id} order by id`;
+    // The first sign-in created the user: it is a sign-up by the provider too; the second is not.
     expect([...events]).toEqual([
+      { type: "sign_up", details: { method: "school" } },
       { type: "sign_in", details: { method: "school" } },
       { type: "sign_in", details: { method: "school" } },
     ]);
