@@ -1,8 +1,8 @@
 // Configuration (src/config.ts): defaults for a laptop, a ConfigError naming the variable for every
 // wrong value, and the production refusals; the entry point turns a refusal into one line and exit 1.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, EXAMPLE_SECRET, loadConfig, MIN_SECRET_LENGTH, parseDuration } from "../src/config.ts";
-import { cleanUpAfterFile, spawnProject } from "./helpers.ts";
+import { EXAMPLE_SECRET, loadConfig, MIN_SECRET_LENGTH, parseDuration } from "../src/config.ts";
+import { cleanUpAfterFile, configError, spawnProject } from "./helpers.ts";
 
 cleanUpAfterFile();
 
@@ -17,17 +17,6 @@ const PRODUCTION = {
   SMTP_URL: "smtps://mailer:relay-password@smtp.learn.test:465",
   MAIL_FROM: "Learn <no-reply@learn.test>",
 };
-
-/** The ConfigError `load` throws; fails the test when it throws nothing or something else. */
-function configError(load: () => unknown): ConfigError {
-  try {
-    load();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error("expected a ConfigError, but the configuration loaded");
-}
 
 describe("defaults", () => {
   test("an empty environment is a development server on 127.0.0.1:3001 with the documented defaults", () => {

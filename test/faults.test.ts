@@ -3,7 +3,7 @@
 // requests are in flight. The server is its own process, so a crash would show as an exit.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createServer, connect, type Server, type Socket } from "node:net";
-import { ADMIN_URL, cleanUpAfterFile, createTestDatabase, freePort, onCleanup, PASSWORD, SITE_ORIGIN, spawnServer, uniqueEmail } from "./helpers.ts";
+import { ADMIN_URL, cleanUpAfterFile, createTestDatabase, freePort, onCleanup, openRawPost, PASSWORD, SITE_ORIGIN, spawnServer, uniqueEmail } from "./helpers.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(120_000);
@@ -128,28 +128,16 @@ describe("Postgres goes away mid-traffic", () => {
 describe("SIGTERM under load", () => {
   test("20 requests in flight when SIGTERM arrives all finish with 200; the server then exits 0", async () => {
     const { child, port } = await spawnServer(["bun", "src/index.ts"], { RATE_LIMIT: "off", LOG_LEVEL: "info" });
+    // Headers now, the body after the signal: each request is surely in flight when it comes.
     const inFlight = await Promise.all(
-      Array.from({ length: 20 }, async () => {
-        const body = JSON.stringify({ name: "Load", email: uniqueEmail("term"), password: PASSWORD });
-        let received = "";
-        const { promise: closed, resolve } = Promise.withResolvers<void>();
-        const socket = await Bun.connect({
-          hostname: "127.0.0.1",
-          port,
-          socket: { data: (_socket, chunk) => void (received += chunk.toString()), close: () => resolve(), error: () => resolve() },
-        });
-        // Headers now, the body after the signal: each request is surely in flight when it comes.
-        socket.write(
-          `POST /api/auth/sign-up/email HTTP/1.1\r\nHost: localhost:${port}\r\nOrigin: ${SITE_ORIGIN}\r\n` +
-            `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
-        );
-        return { socket, body, closed, answer: () => received };
-      }),
+      Array.from({ length: 20 }, () =>
+        openRawPost(port, "/api/auth/sign-up/email", JSON.stringify({ name: "Load", email: uniqueEmail("term"), password: PASSWORD })),
+      ),
     );
     await Bun.sleep(300);
     child.process.kill("SIGTERM");
     await Bun.sleep(100);
-    for (const request of inFlight) request.socket.write(request.body);
+    for (const request of inFlight) request.send();
     await Promise.all(inFlight.map((request) => request.closed));
 
     const statusLines = inFlight.map((request) => request.answer().split("\r\n")[0]);

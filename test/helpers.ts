@@ -1,6 +1,6 @@
 // Test helpers, defined once: a fresh Postgres database per test file, the app in process or on a
 // real port, and Better Auth's own client with a cookie jar.
-import { afterAll } from "bun:test";
+import { afterAll, expect } from "bun:test";
 import type { Subprocess } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +14,7 @@ import postgres from "postgres";
 import { CookieJar } from "tough-cookie";
 import { createApp, type App } from "../src/app.ts";
 import { createAuth, ensureSigningKey, type Auth, type AuthDependencies } from "../src/auth.ts";
-import { loadConfig, type Config } from "../src/config.ts";
+import { ConfigError, loadConfig, type Config } from "../src/config.ts";
 import { createPool, type Sql } from "../src/db.ts";
 import { createLogger, type Logger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
@@ -359,4 +359,34 @@ export async function countIdentityRows(sql: Sql): Promise<IdentityRowCounts> {
            (select count(*)::int from accounts) as accounts,
            (select count(*)::int from sessions) as sessions`;
   return row!;
+}
+
+/** The ConfigError `load` throws; fails the test when it throws nothing or something else. */
+export function configError(load: () => unknown): ConfigError {
+  try {
+    load();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error("expected a ConfigError, but the configuration loaded");
+}
+
+/**
+ * A POST whose headers are on the wire but whose body is not: the request is surely in flight until
+ * `send()` writes the body. `answer()` is everything the server sent; `closed` settles when it hangs up.
+ */
+export async function openRawPost(port: number, path: string, body: string) {
+  let received = "";
+  const { promise: closed, resolve } = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { data: (_socket, chunk) => void (received += chunk.toString()), close: () => resolve(), error: () => resolve() },
+  });
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nOrigin: ${SITE_ORIGIN}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
+  );
+  return { closed, send: () => socket.write(body), answer: () => received };
 }

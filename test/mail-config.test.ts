@@ -1,8 +1,8 @@
 // Mail settings (src/config.ts, loadMailConfig): production refuses to start with email flows on and
 // no SMTP_URL (or no MAIL_FROM), names the variable, and the entry point turns that into one line.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, loadConfig } from "../src/config.ts";
-import { cleanUpAfterFile, spawnProject } from "./helpers.ts";
+import { loadConfig } from "../src/config.ts";
+import { cleanUpAfterFile, configError, spawnProject } from "./helpers.ts";
 
 cleanUpAfterFile();
 
@@ -16,15 +16,7 @@ const PRODUCTION = {
   MAIL_FROM: "Learn <no-reply@learn.test>",
 };
 
-function refusal(env: Record<string, string | undefined>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error("expected a ConfigError, but the configuration loaded");
-}
+const refusal = (env: Record<string, string | undefined>) => configError(() => loadConfig(env));
 
 describe("production", () => {
   test("with a relay and a sender it loads, every flow on, links returning to the first CORS origin", () => {

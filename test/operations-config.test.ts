@@ -1,7 +1,8 @@
 // The operations settings: log format, metrics token, housekeeping, Redis and the cookie cache are
 // validated like every other setting, with one line naming the variable.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, loadConfig } from "../src/config.ts";
+import { loadConfig } from "../src/config.ts";
+import { configError } from "./helpers.ts";
 
 const production = {
   NODE_ENV: "production",
@@ -12,15 +13,7 @@ const production = {
   EMAIL_FLOWS: "none",
 };
 
-function refused(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error("expected a ConfigError");
-}
+const refused = (env: Record<string, string>) => configError(() => loadConfig(env));
 
 describe("operations settings", () => {
   test("production logs JSON lines, development readable ones; LOG_FORMAT overrides", () => {

@@ -7,6 +7,7 @@ import {
   cleanUpAfterFile,
   createTestDatabase,
   freePort,
+  openRawPost,
   PASSWORD,
   SITE_ORIGIN,
   spawnProject,
@@ -174,18 +175,7 @@ describe("the entry point", () => {
     const { email } = await signUpOverHttp(url);
 
     // A sign-in whose body has not arrived yet when the signal comes.
-    const body = JSON.stringify({ email, password: PASSWORD });
-    let received = "";
-    const { promise: closed, resolve: onClose } = Promise.withResolvers<void>();
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      socket: { data: (_socket, chunk) => void (received += chunk.toString()), close: () => onClose(), error: () => onClose() },
-    });
-    socket.write(
-      `POST /api/auth/sign-in/email HTTP/1.1\r\nHost: localhost:${port}\r\nOrigin: ${SITE_ORIGIN}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
-    );
+    const signIn = await openRawPost(port, "/api/auth/sign-in/email", JSON.stringify({ email, password: PASSWORD }));
     await Bun.sleep(300);
 
     child.process.kill("SIGTERM");
@@ -193,10 +183,10 @@ describe("the entry point", () => {
     expect(child.process.exitCode).toBeNull();
     expect(await accepts(port)).toBe(false);
 
-    socket.write(body);
-    await closed;
-    expect(received).toStartWith("HTTP/1.1 200");
-    expect(received).toContain("better-auth.session_token=");
+    signIn.send();
+    await signIn.closed;
+    expect(signIn.answer()).toStartWith("HTTP/1.1 200");
+    expect(signIn.answer()).toContain("better-auth.session_token=");
 
     expect(await child.exited(5000)).toBe(0);
     expect(child.output()).toContain("SIGTERM: shutting down");
