@@ -43,7 +43,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const metrics = createMetrics(pool.stats, database.poolMax);
     const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
     closeRedis = () => redis?.close();
-    const rateLimitStore = createRateLimitStore(config, database.sql);
+    const rateLimitStore = createRateLimitStore(config, pool.sql); // through the tracked pool: its queries count in the pool metrics
     const sendMail = pluginMail(config, mailer, logger); // two-factor codes, organization invitations
     const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore, sendMail });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");

@@ -139,7 +139,7 @@ async function createInstance(db: TestDatabase, config: Config & { secret: strin
   const metrics = createMetrics(pool.stats, config.databasePoolMax);
   const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
   if (redis) onCleanup(async () => redis.close());
-  const rateLimitStore = dependencies.rateLimitStore ?? createRateLimitStore(config, appSql);
+  const rateLimitStore = dependencies.rateLimitStore ?? createRateLimitStore(config, pool.sql);
   onCleanup(() => rateLimitStore.close());
   const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, ...dependencies, rateLimitStore });
   await ensureSigningKey(auth, appSql, config);
