@@ -15,7 +15,8 @@ import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from "./metrics.ts";
-import { createRouteResolver, observeRequests } from "./observe.ts";
+import { createRouteResolver, noteRequestUser, observeRequests } from "./observe.ts";
+import { createSessionMemo, type SessionMemo } from "./session-memo.ts";
 import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
 import { currentSecret, previousSecrets } from "./secrets.ts";
@@ -42,12 +43,14 @@ export interface AppDependencies {
   version: string;
   /** Shared with Better Auth's session counters; created here when absent. */
   metrics?: Metrics;
+  /** The kept get-session answers of the listening server; created here when absent. */
+  sessionMemo?: SessionMemo;
 }
 
 const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
 const AUTH_BASE_PATH = "/api/auth";
 
-export function createApp({ config, auth, sql, logger, version, metrics = createMetrics() }: AppDependencies) {
+export function createApp({ config, auth, sql, logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<typeof checkDatabase> | null = null;
   /** `fresh`: after a failed query, a recent success proves nothing. */
@@ -166,9 +169,29 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
       .then((generated) => completeReference(generated as Record<string, unknown>, { baseUrl: config.baseUrl, basePath: AUTH_BASE_PATH, version })));
 
   // The listening server exists only after listen(); the observer asks for it per request.
-  const listening: { app?: { server: SocketInfo | null } } = {};
-  const app = new Elysia({ serve: { routes: { "/health": { GET: health } } } })
-    .wrap(observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server }) as never)
+  const listening: { app?: { server: SocketInfo | null; fetch(request: Request): Response | Promise<Response> } } = {};
+  const observe = observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server });
+
+  // On a listening server get-session is a plain Bun route too: a request that repeats one the fast
+  // path answered from the cookie cache gets the kept answer (src/session-memo.ts), observed like any
+  // other request; everything else, and everything while the database is known to be down, goes
+  // through the app below. app.handle() (tests, in-process use) always takes the app.
+  const getSessionRoute = async (request: Request): Promise<Response> => {
+    const hit = databaseDown ? null : memo.lookup(request);
+    if (hit) {
+      return observe(() => {
+        noteRequestUser(hit.userId);
+        return hit.response();
+      })(request);
+    }
+    const response = await listening.app!.fetch(request);
+    const answer = (await fastPath)?.cachedAnswerFor(request);
+    if (answer) memo.remember(request, response, answer);
+    return response;
+  };
+
+  const app = new Elysia({ serve: { routes: { "/health": { GET: health }, "/api/auth/get-session": { GET: getSessionRoute } } } })
+    .wrap(observe as never)
     // First, so that answers given before any route (CORS preflights, 413s) carry them too.
     .onRequest(({ request, set }) => void Object.assign(set.headers, securityHeadersFor(new URL(request.url).pathname)))
     .use(
@@ -224,7 +247,7 @@ export function createApp({ config, auth, sql, logger, version, metrics = create
     )
     .all("/api/auth/*", ({ request, server }) => whileDatabaseAnswers(() => toBetterAuth(request, server)), { parse: "none" })
     .all("*", () => errorResponse(404, "NOT_FOUND", "no such route"));
-  listening.app = app as { server: SocketInfo | null };
+  listening.app = app as unknown as NonNullable<typeof listening.app>;
   return app;
 }
 

@@ -17,10 +17,13 @@ import type { Auth } from "./auth.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
 import { noteRequestUser } from "./observe.ts";
+import type { CachedSessionAnswer } from "./session-memo.ts";
 
 export interface SessionFastPath {
   /** The get-session answer, or null when Better Auth must answer. */
   getSession(request: Request): Promise<Response | null>;
+  /** When getSession answered `request` from a valid cache cookie: that answer (src/session-memo.ts). */
+  cachedAnswerFor(request: Request): CachedSessionAnswer | undefined;
   /** The /token answer, or null when Better Auth must answer. */
   token(request: Request): Promise<Response | null>;
 }
@@ -131,8 +134,11 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   const cacheMaxAge: number = cookieCache?.maxAge ?? 300;
   const sign = (text: string) => createHmac("sha256", secret).update(text).digest("base64url");
 
-  /** The session a valid, current session_data cookie holds for `token`, or null (Better Auth decides). */
-  function cachedPair(jar: Map<string, string>, token: string): SessionPair | null {
+  /**
+   * The session a valid, current session_data cookie holds for `token`, and until when the cookie
+   * proves it, or null (Better Auth decides).
+   */
+  function cachedPair(jar: Map<string, string>, token: string): { pair: SessionPair; validUntil: number } | null {
     const value = jar.get(cookies.sessionData.name);
     if (!value) return null;
     let cached: { session?: { session?: Record<string, unknown>; user?: Record<string, unknown>; version?: string }; expiresAt?: number; signature?: string };
@@ -151,7 +157,7 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
     if (payload.session.token !== token || (payload.version ?? "1") !== "1") return null;
     if (cached.expiresAt < now || !(sessionExpiresAt >= now)) return null;
     noteRequestUser(payload.user.id);
-    return { session: payload.session, user: payload.user };
+    return { pair: { session: payload.session, user: payload.user }, validUntil: Math.min(cached.expiresAt, sessionExpiresAt) };
   }
 
   /** The Set-Cookie line of a fresh session_data cookie for `pair`, or null when it would need chunks. */
@@ -210,7 +216,9 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   };
   const reuseMs = Math.min(TOKEN_REUSE_MS, lifetimeMs() / 4);
 
+  const cachedAnswers = new WeakMap<Request, CachedSessionAnswer>();
   return {
+    cachedAnswerFor: (request) => cachedAnswers.get(request),
     async getSession(request) {
       const found = sessionTokenOf(request, Boolean(cookieCache));
       if (!found) return null;
@@ -218,7 +226,10 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
         for (const name of found.jar.keys()) if (name.startsWith(`${cookies.sessionData.name}.`)) return null; // chunked
         if (found.jar.has(cookies.sessionData.name)) {
           const cached = cachedPair(found.jar, found.token);
-          return cached ? new Response(JSON.stringify(cached), { headers: SESSION_HEADERS }) : null;
+          if (!cached) return null;
+          const body = JSON.stringify(cached.pair);
+          cachedAnswers.set(request, { body, validUntil: cached.validUntil, userId: cached.pair.user.id as string });
+          return new Response(body, { headers: SESSION_HEADERS });
         }
       }
       const pair = await lookup(found.token);

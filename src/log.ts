@@ -61,8 +61,28 @@ function readableLine(json: string): string {
   return parts.join(" ");
 }
 
-const defaultSink = (format: LogFormat) =>
-  format === "json" ? (line: string) => process.stdout.write(`${line}\n`) : (line: string) => console.error(line);
+// JSON lines go to stdout in batches: the lines of one turn of the event loop in one write, instead
+// of a write (a system call) per line, which under load cost as much as the request it described
+// (bench/RESULTS.md). Whatever is pending when the process exits is written then.
+let pendingLines: string[] = [];
+let flushScheduled = false;
+function flushLines(): void {
+  flushScheduled = false;
+  if (pendingLines.length === 0) return;
+  const text = `${pendingLines.join("\n")}\n`;
+  pendingLines = [];
+  process.stdout.write(text);
+}
+process.on("exit", flushLines);
+function writeJsonLine(line: string): void {
+  pendingLines.push(line);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushLines);
+  }
+}
+
+const defaultSink = (format: LogFormat) => (format === "json" ? writeJsonLine : (line: string) => console.error(line));
 
 export function createLogger(level: LogLevel, sink?: (line: string) => void, format: LogFormat = "pretty"): Logger {
   const write = sink ?? defaultSink(format);

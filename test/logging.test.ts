@@ -47,3 +47,20 @@ describe("refused requests", () => {
     expect(betterAuthConsoleLines()).toEqual([]);
   });
 });
+
+describe("JSON lines on stdout", () => {
+  test("lines are written in batches, in order, and the pending ones still reach stdout when the process exits at once", async () => {
+    const script = `
+      const { createLogger } = await import(${JSON.stringify(`${import.meta.dir}/../src/log.ts`)});
+      const logger = createLogger("info", undefined, "json");
+      for (let i = 1; i <= 3; i++) logger.info("line " + i, { n: i });
+      process.exit(3);`;
+    const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const [out, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    expect(code).toBe(3);
+    const lines = out.trim().split("\n").map((line) => JSON.parse(line) as { msg: string; n: number; level: string });
+    expect(lines.map((line) => line.msg)).toEqual(["line 1", "line 2", "line 3"]);
+    expect(lines.map((line) => line.n)).toEqual([1, 2, 3]);
+    expect(lines.every((line) => line.level === "info")).toBe(true);
+  });
+});

@@ -1,0 +1,153 @@
+// Kept get-session answers (src/session-memo.ts): a listening server answers a request that repeats
+// one the fast path answered from the cookie cache with the same body and headers, observed like any
+// request, and never past the cache cookie's or the session's end.
+import { describe, expect, test } from "bun:test";
+import { createApp } from "../src/app.ts";
+import { createSessionMemo, type SessionMemo } from "../src/session-memo.ts";
+import { cleanUpAfterFile, createTestApp, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
+
+cleanUpAfterFile();
+
+const DATA = "better-auth.session_data";
+const answer = (validUntil = Date.now() + 60_000) => ({ body: '{"session":{},"user":{}}', validUntil, userId: "u1" });
+const request = (headers: Record<string, string>, path = "/api/auth/get-session", method = "GET") =>
+  new Request(`http://127.0.0.1${path}`, { method, headers });
+const ok = () => new Response("{}", { headers: { "content-type": "application/json", "x-request-id": "r1", "cache-control": "no-store" } });
+
+describe("the memo", () => {
+  test("keeps an answer for the same Cookie header and Origin only, with the headers that do not vary per request", async () => {
+    const memo = createSessionMemo();
+    expect(memo.lookup(request({ cookie: "a=1" }))).toBeNull();
+    memo.remember(request({ cookie: "a=1", origin: SITE_ORIGIN }), ok(), answer());
+    const hit = memo.lookup(request({ cookie: "a=1", origin: SITE_ORIGIN }))!;
+    expect(hit.userId).toBe("u1");
+    const replay = hit.response();
+    expect(await replay.text()).toBe('{"session":{},"user":{}}');
+    expect(replay.headers.get("cache-control")).toBe("no-store");
+    expect(replay.headers.has("x-request-id")).toBe(false);
+    expect(memo.lookup(request({ cookie: "a=1" }))).toBeNull(); // no Origin
+    expect(memo.lookup(request({ cookie: "a=1", origin: "https://other.test" }))).toBeNull();
+    expect(memo.lookup(request({ cookie: "a=1; b=2", origin: SITE_ORIGIN }))).toBeNull();
+  });
+
+  test("keeps nothing for a query, a bearer token, a body, another method or an answer other than 200", () => {
+    const memo = createSessionMemo();
+    memo.remember(request({ cookie: "a=1" }, "/api/auth/get-session?disableCookieCache=true"), ok(), answer());
+    memo.remember(request({ cookie: "a=1", authorization: "Bearer x" }), ok(), answer());
+    memo.remember(request({ cookie: "a=1", "content-length": "2" }, undefined, "POST"), ok(), answer());
+    memo.remember(request({ cookie: "a=1" }), new Response("{}", { status: 401 }), answer());
+    memo.remember(request({}), ok(), answer());
+    expect(memo.size).toBe(0);
+  });
+
+  test("an entry ends when its cookie stops proving the session, and the oldest go first past the bound", async () => {
+    const memo = createSessionMemo(2);
+    memo.remember(request({ cookie: "gone=1" }), ok(), answer(Date.now() - 1));
+    expect(memo.size).toBe(0);
+    memo.remember(request({ cookie: "short=1" }), ok(), answer(Date.now() + 30));
+    expect(memo.lookup(request({ cookie: "short=1" }))).not.toBeNull();
+    await Bun.sleep(40);
+    expect(memo.lookup(request({ cookie: "short=1" }))).toBeNull();
+    for (const n of [1, 2, 3]) memo.remember(request({ cookie: `n=${n}` }), ok(), answer());
+    expect(memo.size).toBe(2);
+    expect(memo.lookup(request({ cookie: "n=1" }))).toBeNull();
+    expect(memo.lookup(request({ cookie: "n=3" }))).not.toBeNull();
+  });
+});
+
+/** The app listening on a free port with a memo that counts its hits. */
+async function listeningApp(env: Record<string, string> = {}) {
+  const t = await createTestApp(env);
+  const inner = createSessionMemo();
+  let hits = 0;
+  const memo: SessionMemo = {
+    lookup(r) {
+      const hit = inner.lookup(r);
+      if (hit) hits++;
+      return hit;
+    },
+    remember: (...args) => inner.remember(...args),
+    get size() {
+      return inner.size;
+    },
+  };
+  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: quietLogger, version: "test", sessionMemo: memo });
+  app.listen({ port: 0, hostname: "127.0.0.1" });
+  onCleanup(() => app.stop(true));
+  const url = `http://127.0.0.1:${app.server!.port}`;
+  const get = (cookie: string, headers: Record<string, string> = {}) => fetch(`${url}/api/auth/get-session`, { headers: { origin: SITE_ORIGIN, cookie, ...headers } });
+  return { t, memo, url, get, hits: () => hits };
+}
+const withoutPerRequest = (response: Response) =>
+  [...response.headers.entries()].filter(([name]) => !["x-request-id", "date"].includes(name)).sort(([a], [b]) => a.localeCompare(b));
+const getSessionCount = async (url: string) => {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith("http_requests_total{") && l.includes('route="/api/auth/get-session"') && l.includes('status="200"'));
+  return Number(line?.split(" ").pop() ?? 0);
+};
+
+describe("over the socket", () => {
+  test("a repeated cache-cookie request gets the kept answer: same body and headers, its own request id, counted in the metrics", async () => {
+    const s = await listeningApp();
+    const { cookie, token } = await signUp(s.t);
+    const first = await s.get(cookie);
+    const cache = first.headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`))!.split(";")[0]!;
+    const both = `${cookie}; ${cache}`;
+    const fromCookie = await s.get(both);
+    expect(s.memo.size).toBe(1);
+    expect(s.hits()).toBe(0);
+    const counted = await getSessionCount(s.url);
+    const kept = await s.get(both, { "x-request-id": "memo-check-1" });
+    expect(s.hits()).toBe(1);
+    expect(kept.status).toBe(200);
+    expect(await kept.text()).toBe(await fromCookie.text());
+    expect(withoutPerRequest(kept)).toEqual(withoutPerRequest(fromCookie));
+    expect(kept.headers.get("access-control-allow-origin")).toBe(SITE_ORIGIN);
+    expect(kept.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(kept.headers.get("x-request-id")).toBe("memo-check-1");
+    expect(kept.headers.get("x-request-id")).not.toBe(fromCookie.headers.get("x-request-id"));
+    expect(await getSessionCount(s.url)).toBe(counted + 1);
+    // The cookie cache's revocation delay, unchanged: the row is gone, the cookie still proves the session.
+    await s.t.db.sql`delete from sessions where token = ${token}`;
+    expect((((await (await s.get(both)).json()) as { session: { token: string } }).session.token)).toBe(token);
+    expect(await (await s.get(cookie)).json()).toBeNull();
+  });
+
+  test("another origin, a changed cookie or a tampered cache cookie is never answered from another request's entry", async () => {
+    const s = await listeningApp();
+    const { cookie } = await signUp(s.t);
+    const cache = (await s.get(cookie)).headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`))!.split(";")[0]!;
+    await s.get(`${cookie}; ${cache}`);
+    expect(s.memo.size).toBe(1);
+    const foreign = await fetch(`${s.url}/api/auth/get-session`, { headers: { origin: "https://evil.test", cookie: `${cookie}; ${cache}` } });
+    expect(foreign.headers.get("access-control-allow-origin")).toBeNull();
+    await foreign.text();
+    const value = cache.slice(cache.indexOf("=") + 1);
+    const tampered = `${DATA}=${value.slice(0, -4)}AAAA`;
+    const refused = await s.get(`${cookie}; ${tampered}`);
+    expect(refused.status).toBe(200);
+    await refused.text();
+    expect(s.hits()).toBe(0);
+    // The evil origin's answer was kept under its own key; the tampered one was not kept at all.
+    expect(s.memo.size).toBe(2);
+  });
+
+  test("with the cookie cache off nothing is kept, and with a one-second cache the entry ends with the cookie", async () => {
+    const off = await listeningApp({ SESSION_COOKIE_CACHE: "off" });
+    const user = await signUp(off.t);
+    for (let i = 0; i < 3; i++) expect(((await (await off.get(user.cookie)).json()) as { user: { id: string } }).user.id).toBe(user.userId);
+    expect(off.memo.size).toBe(0);
+
+    const short = await listeningApp({ SESSION_COOKIE_CACHE: "1s" });
+    const { cookie } = await signUp(short.t);
+    const cache = (await short.get(cookie)).headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`))!.split(";")[0]!;
+    await (await short.get(`${cookie}; ${cache}`)).text();
+    await (await short.get(`${cookie}; ${cache}`)).text();
+    expect(short.hits()).toBe(1);
+    await Bun.sleep(1100);
+    const late = await short.get(`${cookie}; ${cache}`);
+    expect(short.hits()).toBe(1);
+    // The expired cache cookie proves nothing: the session row answered, with a new cache cookie.
+    expect(late.headers.getSetCookie().some((line) => line.startsWith(`${DATA}=`))).toBe(true);
+  });
+});
