@@ -12,11 +12,13 @@ COPY package.json bun.lock ./
 COPY patches ./patches
 RUN bun install --frozen-lockfile --production
 
-# One bundled file starts in a fraction of the time that resolving and compiling src/ and node_modules
-# takes (cold start to first served request under 500 ms; bench/RESULTS.md).
+# One bundled file with its bytecode (dist/index.js and dist/index.js.jsc; package.json "build") starts in
+# a fraction of the time that resolving and compiling src/ and node_modules takes (cold start to first
+# served request under 500 ms; bench/RESULTS.md). The bytecode is tied to this Bun version, which is why
+# the build and the run stage use the same image tag.
 FROM deps AS build
 COPY src ./src
-RUN bun build src/index.ts --target=bun --minify --external @electric-sql/pglite --external @electric-sql/pglite-socket --outfile dist/index.js
+RUN bun run build
 
 FROM oven/bun:1.4.4-slim
 WORKDIR /app

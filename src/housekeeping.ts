@@ -133,7 +133,8 @@ export function scheduleHousekeeping(
   };
 }
 
-if (import.meta.main) {
+/** `bun src/housekeeping.ts` (`bun run cleanup`): one housekeeping pass; every failure sets the exit code. */
+async function main(): Promise<void> {
   const { loadConfig, ConfigError } = await import("./config.ts");
   const { openDatabase } = await import("./db.ts");
   let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
@@ -158,3 +159,6 @@ if (import.meta.main) {
     await database?.close();
   }
 }
+
+// A function, not top-level await: the production bundle is CommonJS with bytecode (package.json build).
+if (import.meta.main) void main();

@@ -87,7 +87,8 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
   }
 }
 
-if (import.meta.main) {
+/** The server process: configuration, start, and the signals that stop it. */
+async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
@@ -121,3 +122,6 @@ if (import.meta.main) {
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
+
+// A function, not top-level await: the production bundle is CommonJS with bytecode (package.json build).
+if (import.meta.main) void main();

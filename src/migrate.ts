@@ -133,7 +133,8 @@ export async function applyMigrations(sql: Sql, dir = MIGRATIONS_DIR): Promise<s
   });
 }
 
-if (import.meta.main) {
+/** `bun src/migrate.ts [up|status]`: applies or lists the migrations; every failure sets the exit code. */
+async function main(): Promise<void> {
   const { loadConfig, ConfigError } = await import("./config.ts");
   const { openDatabase } = await import("./db.ts");
   const command = process.argv[2] ?? "up";
@@ -165,3 +166,6 @@ if (import.meta.main) {
     await database?.close();
   }
 }
+
+// A function, not top-level await: the production bundle is CommonJS with bytecode (package.json build).
+if (import.meta.main) void main();
