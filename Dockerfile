@@ -22,14 +22,9 @@ RUN bun run build
 
 FROM oven/bun:1.4.4-slim
 WORKDIR /app
-# BUN_JSC_forceRAMSize: JavaScriptCore paces its garbage collector by the machine's memory, not the
-# container's, so on a large host the heap of a busy server grows far past what it holds live (over 300 MB
-# under a get-session load). Sized for 512 MiB, it collects sooner: peaks of about 230 MB instead, at the same
-# throughput (bench/RESULTS.md). Raise it with the container's memory limit.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
-    PORT=3001 \
-    BUN_JSC_forceRAMSize=536870912
+    PORT=3001
 # Owned by root and read-only to the server: in production nothing is written to the app folder
 # (no embedded database, no generated secret).
 COPY --from=deps /app/node_modules ./node_modules
