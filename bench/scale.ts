@@ -241,6 +241,12 @@ const thousandDb = await wrk("get-session", large, { pid: server.pid, conns: 100
 say(row(`get-session, cookie cache on, no cache cookie (lookup + cookie), 1000 connections`, thousandDb));
 const cachedIdle = rss(server.pid);
 await server.stop();
+// The same cache-cookie load with the request lines off (LOG_LEVEL=warn, as `bun run bench` runs the
+// server): the difference is what one JSON log line per request costs.
+server = await startServer({ LOG_LEVEL: "warn" });
+const cacheHitQuiet = await wrk("get-session", { cookies: cached }, { pid: server.pid });
+say(row(`get-session, cookie cache, ${USERS} users, LOG_LEVEL=warn`, cacheHitQuiet));
+await server.stop();
 
 const hello = Bun.spawn(["bun", HELLO], { env: { ...process.env, PORT: String(HELLO_PORT) }, stdout: "ignore", stderr: "ignore" });
 await Bun.sleep(500);
@@ -253,7 +259,7 @@ say("");
 say(`- filled to ${USERS} users, ${2 * USERS} sessions (half expired), ${USERS} accounts in ${fillMs} ms (generate_series, 100k per transaction, then vacuum analyze)`);
 say(`- cold start, ${USERS} users: ${largeCold} ms; idle RSS ${largeIdle} MB; after the sign-in storm ${afterStorm} MB; cookie-cache server after 1000 connections ${cachedIdle} MB`);
 say(`- get-session at ${USERS} users / at ${SMALL} users: ${(largeDb.ok_rps / smallDb.ok_rps).toFixed(3)}`);
-say(`- get-session with cookie cache / bun-hello: ${(cacheHit.ok_rps / helloRun.ok_rps).toFixed(3)}`);
+say(`- get-session with cookie cache / bun-hello: ${(cacheHit.ok_rps / helloRun.ok_rps).toFixed(3)} (LOG_LEVEL=info), ${(cacheHitQuiet.ok_rps / helloRun.ok_rps).toFixed(3)} (LOG_LEVEL=warn)`);
 
 const expired = (await sql<{ n: number }[]>`select count(*)::int as n from sessions where expires_at < now()`)[0]!.n;
 started = performance.now();
