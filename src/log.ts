@@ -13,6 +13,22 @@ export interface Logger {
   info(message: string, ...details: unknown[]): void;
   warn(message: string, ...details: unknown[]): void;
   error(message: string, ...details: unknown[]): void;
+  /**
+   * The line of one served request (src/observe.ts), at `at`: the same line as `info("request", fields)`
+   * and its kin, built without pino's per-field work in JSON format, since every request writes one.
+   */
+  request(at: LogLevel, fields: RequestLine): void;
+}
+
+/** The fields of a request line, in the order they are written. */
+export interface RequestLine {
+  requestId: string;
+  method: string;
+  route: string;
+  status: number;
+  durationMs: number;
+  ip: string | null;
+  userId: string | null;
 }
 
 // Fields that may hold a credential, at any depth of a line's fields: their values are censored.
@@ -109,8 +125,19 @@ export function createLogger(level: LogLevel, sink?: (line: string) => void, for
     }
     base[at](fields, words.join(" "));
   };
+  // Strings as pino writes them once scrubbed: JSON-escaped, email addresses masked.
+  const text = (value: string | null) => (value === null ? "null" : JSON.stringify(maskEmails(value)));
+  const requestLine = (at: LogLevel, f: RequestLine) => {
+    if (format !== "json") return emit(at, "request", [f]);
+    if (!base.isLevelEnabled(at)) return;
+    write(
+      `{"level":"${at}","time":"${new Date().toISOString()}","requestId":${text(f.requestId)},"method":${text(f.method)},"route":${text(f.route)}` +
+        `,"status":${f.status},"durationMs":${f.durationMs},"ip":${text(f.ip)},"userId":${text(f.userId)},"msg":"request"}`,
+    );
+  };
   return {
     level,
+    request: requestLine,
     debug: (message, ...details) => emit("debug", message, details),
     info: (message, ...details) => emit("info", message, details),
     warn: (message, ...details) => emit("warn", message, details),

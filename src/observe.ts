@@ -77,9 +77,7 @@ export function observeRequests({ logger, metrics, routeOf, trustProxy, server }
         };
         // Load balancers and scrapers poll these every few seconds: their successes are debug lines.
         const routine = (route === "/health" || route === "/metrics") && response.status < 400;
-        if (response.status >= 500) logger.error("request", fields);
-        else if (routine) logger.debug("request", fields);
-        else logger.info("request", fields);
+        logger.request(response.status >= 500 ? "error" : routine ? "debug" : "info", fields);
       }
       return response;
     };

@@ -30,6 +30,7 @@ function capturingLogger(): Logger & { entries: Entry[]; warnings(): string[] } 
     info: keep("info"),
     warn: keep("warn"),
     error: keep("error"),
+    request: (level, fields) => keep(level)("request", JSON.stringify(fields)),
   };
 }
 

@@ -64,3 +64,50 @@ describe("JSON lines on stdout", () => {
     expect(lines.every((line) => line.level === "info")).toBe(true);
   });
 });
+
+describe("request lines", () => {
+  const capture = (level: "debug" | "info" | "warn" | "error" = "debug", format: "json" | "pretty" = "json") => {
+    const lines: string[] = [];
+    return { lines, logger: createLogger(level, (line) => lines.push(line), format) };
+  };
+  const withoutTime = (line: string) => line.replace(/"time":"[^"]*"/, '"time":""');
+  const cases = [
+    { requestId: "a1", method: "GET", route: "/api/auth/get-session", status: 200, durationMs: 0.42, ip: "127.0.0.1", userId: "u1" },
+    { requestId: "b-2", method: "POST", route: "(unmatched)", status: 404, durationMs: 12, ip: null, userId: null },
+    // A client-chosen method is written escaped, and an address in it masked, as any field is.
+    { requestId: "c", method: 'X"ada@example.com\n', route: "/api/auth/sign-in/email", status: 401, durationMs: 3.5, ip: "::1", userId: null },
+  ];
+
+  test("the line of a served request is byte for byte the line info/error/debug would write, apart from the time", () => {
+    for (const fields of cases) {
+      for (const level of ["debug", "info", "error"] as const) {
+        const direct = capture();
+        direct.logger.request(level, fields);
+        const viaPino = capture();
+        viaPino.logger[level]("request", fields);
+        expect(direct.lines).toHaveLength(1);
+        expect(withoutTime(direct.lines[0]!)).toBe(withoutTime(viaPino.lines[0]!));
+        const parsed = JSON.parse(direct.lines[0]!) as Record<string, unknown>;
+        expect(Date.parse(parsed.time as string)).toBeGreaterThan(Date.now() - 5000);
+      }
+    }
+    expect(capture().lines).toHaveLength(0);
+    const masked = capture();
+    masked.logger.request("info", cases[2]!);
+    expect(masked.lines[0]).not.toContain("ada@example.com");
+    expect(masked.lines[0]).toContain("a***@example.com");
+  });
+
+  test("LOG_LEVEL decides as for any line, and a readable logger writes it readably", () => {
+    const warn = capture("warn");
+    warn.logger.request("info", cases[0]!);
+    warn.logger.request("debug", cases[0]!);
+    expect(warn.lines).toHaveLength(0);
+    warn.logger.request("error", cases[0]!);
+    expect(warn.lines).toHaveLength(1);
+    const pretty = capture("info", "pretty");
+    pretty.logger.request("info", cases[0]!);
+    expect(pretty.lines[0]).toContain("INFO  request");
+    expect(pretty.lines[0]).toContain('"route":"/api/auth/get-session"');
+  });
+});
