@@ -78,8 +78,8 @@ function readableLine(json: string): string {
 }
 
 // JSON lines go to stdout in batches: the lines of one turn of the event loop in one write, instead
-// of a write (a system call) per line, which under load cost as much as the request it described
-// (bench/RESULTS.md). Whatever is pending when the process exits is written then.
+// of a write (a system call) per request line (bench/RESULTS.md). Whatever is pending when the process
+// exits is written then.
 let pendingLines: string[] = [];
 let flushScheduled = false;
 function flushLines(): void {
