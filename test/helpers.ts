@@ -237,6 +237,18 @@ export async function signUp(
   return { email, userId: body.user.id, token: body.token, cookie: sessionCookieOf(response), response };
 }
 
+/** The value of one sample in a Prometheus text exposition (the first with these labels), or undefined. */
+export function metricSample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const have = Object.fromEntries([...(match[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([key, value]) => have[key] === value)) return Number(match[4]);
+  }
+  return undefined;
+}
+
 /** The `name=value` of the session cookie a response sets. */
 export function sessionCookieOf(response: Response): string {
   const cookie = response.headers.getSetCookie().find((c) => c.includes("session_token="));

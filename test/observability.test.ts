@@ -9,6 +9,7 @@ import {
   cleanUpAfterFile,
   createTestApp,
   createTestDatabase,
+  metricSample,
   PASSWORD,
   SITE_ORIGIN,
   sessionCookieOf,
@@ -25,17 +26,6 @@ const t = await createTestApp({}, createLogger("debug", (line) => lines.push(lin
 const parsed = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
 const requestLines = () => parsed().filter((line) => line.msg === "request");
 
-/** The value of one sample in a Prometheus text exposition, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#")) continue;
-    const match = /^([a-zA-Z_:][\w:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries([...(match[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([key, value]) => have[key] === value)) return Number(match[4]);
-  }
-  return undefined;
-}
 const metricsText = async () => (await t.request("/metrics")).text();
 
 describe("request ids", () => {
@@ -180,16 +170,16 @@ describe("metrics", () => {
     const text = await response.text();
     expect(text).toContain("# TYPE http_requests_total counter");
     expect(text).toContain("# TYPE http_request_duration_seconds histogram");
-    expect(sample(text, "http_requests_total", { method: "GET", route: "/api/auth/get-session", status: "200" })).toBeGreaterThan(0);
-    expect(sample(text, "http_requests_total", { route: "(unmatched)", status: "404" })).toBeGreaterThan(0);
-    expect(sample(text, "http_request_duration_seconds_count", { route: "/api/auth/get-session", status: "200" })).toBeGreaterThan(0);
+    expect(metricSample(text, "http_requests_total", { method: "GET", route: "/api/auth/get-session", status: "200" })).toBeGreaterThan(0);
+    expect(metricSample(text, "http_requests_total", { route: "(unmatched)", status: "404" })).toBeGreaterThan(0);
+    expect(metricSample(text, "http_request_duration_seconds_count", { route: "/api/auth/get-session", status: "200" })).toBeGreaterThan(0);
     expect(text).not.toContain("/no/such/route");
     // Histogram buckets are cumulative and end in +Inf = count.
     const labels = { method: "GET", route: "/api/auth/get-session", status: "200" };
-    const buckets = ["0.001", "0.01", "0.1", "1", "10", "+Inf"].map((le) => sample(text, "http_request_duration_seconds_bucket", { ...labels, le })!);
+    const buckets = ["0.001", "0.01", "0.1", "1", "10", "+Inf"].map((le) => metricSample(text, "http_request_duration_seconds_bucket", { ...labels, le })!);
     expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
-    expect(buckets.at(-1)).toBe(sample(text, "http_request_duration_seconds_count", labels)!);
-    expect(sample(text, "http_request_duration_seconds_sum", labels)).toBeGreaterThan(0);
+    expect(buckets.at(-1)).toBe(metricSample(text, "http_request_duration_seconds_count", labels)!);
+    expect(metricSample(text, "http_request_duration_seconds_sum", labels)).toBeGreaterThan(0);
     // Every sample line is `name{labels} value` with a HELP and TYPE before its family.
     for (const line of text.trim().split("\n")) {
       expect(line).toMatch(/^(# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+|[a-z_:][a-z0-9_:]*(\{[a-z_]+="(?:[^"\\\n]|\\.)*"(,[a-z_]+="(?:[^"\\\n]|\\.)*")*\})? -?[0-9.e+-]+)$/);
@@ -200,7 +190,7 @@ describe("metrics", () => {
     await t.request("/health", { method: "PROPFIND" });
     await t.request(`/random/${crypto.randomUUID()}`);
     const text = await metricsText();
-    expect(sample(text, "http_requests_total", { method: "OTHER" })).toBeGreaterThan(0);
+    expect(metricSample(text, "http_requests_total", { method: "OTHER" })).toBeGreaterThan(0);
     expect(text).not.toContain("PROPFIND");
   });
 
@@ -213,7 +203,7 @@ describe("metrics", () => {
     await t.request("/api/auth/sign-up/email", { method: "POST", json: { name: "x", email, password: PASSWORD } });
     await t.request("/api/auth/sign-out", { method: "POST", headers: { cookie } });
     const after = await metricsText();
-    const delta = (name: string, labels: Record<string, string> = {}) => (sample(after, name, labels) ?? 0) - (sample(before, name, labels) ?? 0);
+    const delta = (name: string, labels: Record<string, string> = {}) => (metricSample(after, name, labels) ?? 0) - (metricSample(before, name, labels) ?? 0);
     expect(delta("auth_sign_up_total", { result: "success" })).toBe(1);
     expect(delta("auth_sign_up_total", { result: "failure" })).toBe(1);
     expect(delta("auth_sign_in_total", { result: "success" })).toBe(1);
@@ -232,8 +222,8 @@ describe("metrics", () => {
     for (let i = 0; i < 6; i++) statuses.push((await post("/api/auth/sign-in/email", { email, password: "wrong-password-1" })).status);
     expect(statuses).toContain(429);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    expect(sample(text, "auth_sign_in_total", { result: "locked" })).toBe(statuses.filter((s) => s === 429).length);
-    expect(sample(text, "auth_sign_in_total", { result: "failure" })).toBe(statuses.filter((s) => s === 401).length);
+    expect(metricSample(text, "auth_sign_in_total", { result: "locked" })).toBe(statuses.filter((s) => s === 429).length);
+    expect(metricSample(text, "auth_sign_in_total", { result: "failure" })).toBe(statuses.filter((s) => s === 401).length);
   });
 
   test("an account locked after repeated failed sign-ins is counted once", async () => {
@@ -244,16 +234,16 @@ describe("metrics", () => {
       await strict.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `wrong-password-${i}` } });
     }
     const text = await (await strict.request("/metrics")).text();
-    expect(sample(text, "auth_account_lockouts_total")).toBe(1);
-    expect(sample(text, "auth_sign_in_total", { result: "failure" })).toBe(5);
+    expect(metricSample(text, "auth_account_lockouts_total")).toBe(1);
+    expect(metricSample(text, "auth_sign_in_total", { result: "failure" })).toBe(5);
   });
 
   test("process memory and the database pool are exported", async () => {
     const text = await metricsText();
-    expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(1024 * 1024);
-    expect(sample(text, "db_pool_connections_in_use")).toBeGreaterThanOrEqual(0);
-    expect(sample(text, "db_pool_waiting")).toBe(0);
-    expect(sample(text, "db_pool_max")).toBe(t.config.databasePoolMax);
+    expect(metricSample(text, "process_resident_memory_bytes")).toBeGreaterThan(1024 * 1024);
+    expect(metricSample(text, "db_pool_connections_in_use")).toBeGreaterThanOrEqual(0);
+    expect(metricSample(text, "db_pool_waiting")).toBe(0);
+    expect(metricSample(text, "db_pool_max")).toBe(t.config.databasePoolMax);
   });
 
   test("pool gauges: a transaction holds a connection; queries beyond the pool size wait", async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../src/app.ts";
 import { createSessionMemo, type SessionMemo } from "../src/session-memo.ts";
-import { cleanUpAfterFile, createTestApp, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
+import { cleanUpAfterFile, createTestApp, metricSample, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
 
 cleanUpAfterFile();
 
@@ -80,11 +80,8 @@ async function listeningApp(env: Record<string, string> = {}) {
 }
 const withoutPerRequest = (response: Response) =>
   [...response.headers.entries()].filter(([name]) => !["x-request-id", "date"].includes(name)).sort(([a], [b]) => a.localeCompare(b));
-const getSessionCount = async (url: string) => {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith("http_requests_total{") && l.includes('route="/api/auth/get-session"') && l.includes('status="200"'));
-  return Number(line?.split(" ").pop() ?? 0);
-};
+const getSessionCount = async (url: string) =>
+  metricSample(await (await fetch(`${url}/metrics`)).text(), "http_requests_total", { route: "/api/auth/get-session", status: "200" }) ?? 0;
 
 describe("over the socket", () => {
   test("a repeated cache-cookie request gets the kept answer: same body and headers, its own request id, counted in the metrics", async () => {
