@@ -6,7 +6,7 @@ import { Elysia } from "elysia";
 import { CLIENT_IP_HEADER, type Auth } from "./auth.ts";
 import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Config } from "./config.ts";
-import { checkDatabase, type Sql } from "./db.ts";
+import { poolProbe, type DatabaseProbe, type Sql } from "./db.ts";
 import { answeringMailFailures } from "./email-flows.ts";
 import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
@@ -39,6 +39,8 @@ export interface AppDependencies {
   config: Config;
   auth: Auth;
   sql: Sql;
+  /** What /health asks (`Database.probe`); the pool when absent. */
+  probe?: DatabaseProbe;
   logger: Logger;
   version: string;
   /** Shared with Better Auth's session counters; created here when absent. */
@@ -50,13 +52,13 @@ export interface AppDependencies {
 const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
 const AUTH_BASE_PATH = "/api/auth";
 
-export function createApp({ config, auth, sql, logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo() }: AppDependencies) {
+export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo() }: AppDependencies) {
   let lastHealthy = 0;
-  let probe: ReturnType<typeof checkDatabase> | null = null;
+  let probe: ReturnType<DatabaseProbe["check"]> | null = null;
   /** `fresh`: after a failed query, a recent success proves nothing. */
   const databaseHealth = async (fresh = false) => {
     if (!fresh && Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return { ok: true } as const;
-    probe ??= checkDatabase(sql, 1000).finally(() => (probe = null));
+    probe ??= databaseProbe.check(1000).finally(() => (probe = null));
     const result = await probe;
     lastHealthy = result.ok ? Date.now() : 0; // a failure also ends the reuse of an earlier success
     databaseDown = !result.ok;

@@ -25,11 +25,60 @@ export function createPool(url: string, options: PoolOptions): Sql {
   });
 }
 
+export type ProbeResult = { ok: true } | { ok: false; reason: string; timedOut: boolean };
+
+/** Asks whether Postgres answers: what /health and the 503 answers of auth requests rely on. */
+export interface DatabaseProbe {
+  check(timeoutMs: number): Promise<ProbeResult>;
+  close(): Promise<void>;
+}
+
+/** The pool itself as the probe: for the embedded database, whose pool has one connection. */
+export function poolProbe(sql: Sql): DatabaseProbe {
+  return { check: (timeoutMs) => checkDatabase(sql, timeoutMs), close: async () => {} };
+}
+
+/**
+ * A probe on a connection of its own, apart from the pool. The pool, after failed connection attempts,
+ * waits up to its backoff (2 s) before the next one, so a probe through it can time out while Postgres
+ * refuses connections, and a refusal would then look like a slow database. After a failed check the
+ * connection is dropped and the next check opens a new one, so no check waits behind an attempt that
+ * hangs. The connection is opened on the first check and closed after a minute without checks.
+ */
+export function createDatabaseProbe(url: string): DatabaseProbe {
+  let client: Sql | null = null;
+  return {
+    async check(timeoutMs) {
+      client ??= postgres(url, {
+        max: 1,
+        prepare: false,
+        fetch_types: false,
+        idle_timeout: 60,
+        connect_timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+        onnotice: () => {},
+        connection: { application_name: "auth-server health" },
+      });
+      const checked = client;
+      const result = await checkDatabase(checked, timeoutMs);
+      if (!result.ok && client === checked) {
+        client = null;
+        void checked.end({ timeout: 0 }).catch(() => {});
+      }
+      return result;
+    },
+    async close() {
+      const open = client;
+      client = null;
+      await open?.end({ timeout: 1 });
+    },
+  };
+}
+
 /**
  * Postgres answers within `timeoutMs`, or the reason it did not; `timedOut` tells a slow answer (a
  * busy pool, perhaps) from a failed one (refused, closed).
  */
-export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<{ ok: true } | { ok: false; reason: string; timedOut: boolean }> {
+export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<ProbeResult> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Error(`database did not answer within ${timeoutMs} ms`);
   const timeout = new Promise<never>((_, reject) => {
@@ -47,6 +96,8 @@ export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<{ ok: t
 
 export interface Database {
   sql: Sql;
+  /** What /health asks: a connection of its own, so a pool waiting to reconnect cannot delay it. */
+  probe: DatabaseProbe;
   url: string;
   /** True when the server runs its own embedded database (no DATABASE_URL). */
   embedded: boolean;
@@ -59,13 +110,25 @@ export interface Database {
 export async function openDatabase(config: Pick<Config, "databaseUrl" | "databasePoolMax" | "dataDir" | "embeddedDatabasePort">): Promise<Database> {
   if (config.databaseUrl) {
     const sql = createPool(config.databaseUrl, { max: config.databasePoolMax });
-    return { sql, url: config.databaseUrl, embedded: false, poolMax: config.databasePoolMax, close: () => sql.end({ timeout: 5 }) };
+    const probe = createDatabaseProbe(config.databaseUrl);
+    return {
+      sql,
+      probe,
+      url: config.databaseUrl,
+      embedded: false,
+      poolMax: config.databasePoolMax,
+      close: async () => {
+        await Promise.all([sql.end({ timeout: 5 }), probe.close()]);
+      },
+    };
   }
   const { startEmbeddedDatabase, EMBEDDED_POOL_MAX } = await import("./embedded-db.ts");
   const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedDatabasePort);
   const sql = createPool(embedded.url, { max: EMBEDDED_POOL_MAX });
+  // PGlite interleaves concurrent connections' messages (see embedded-db.ts): the probe shares the pool.
   return {
     sql,
+    probe: poolProbe(sql),
     url: embedded.url,
     embedded: true,
     poolMax: EMBEDDED_POOL_MAX,

@@ -47,7 +47,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const sendMail = pluginMail(config, mailer, logger); // two-factor codes, organization invitations
     const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore, sendMail });
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
-    const app = createApp({ config, auth, sql: pool.sql, logger, version: packageJson.version, metrics });
+    const app = createApp({ config, auth, sql: pool.sql, probe: database.probe, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
     const server = app.server!;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;

@@ -5,7 +5,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import { createApp, HEALTH_PROBE_REUSE_MS } from "../src/app.ts";
 import { createAuth } from "../src/auth.ts";
 import type { Config } from "../src/config.ts";
-import { createPool } from "../src/db.ts";
+import { createDatabaseProbe, createPool } from "../src/db.ts";
 import { applyMigrations } from "../src/migrate.ts";
 import {
   ADMIN_URL,
@@ -15,6 +15,7 @@ import {
   freePort,
   onCleanup,
   quietLogger,
+  SITE_ORIGIN,
   startTestServer,
   testConfig,
 } from "./helpers.ts";
@@ -23,14 +24,16 @@ cleanUpAfterFile();
 
 const t = await createTestApp();
 
-/** The app in process on a pool that reaches Postgres (or not) at `url`. */
+/** The app in process on a pool and a probe connection (as the server opens them) to Postgres (or not) at `url`. */
 function appOn(url: string) {
   const config = testConfig({ DATABASE_URL: url }) as Config & { secret: string };
   const sql = createPool(url, { max: 2 });
-  onCleanup(() => sql.end({ timeout: 0 }));
+  const probe = createDatabaseProbe(url);
+  onCleanup(() => Promise.all([sql.end({ timeout: 0 }), probe.close()]));
   const auth = createAuth({ config, sql, logger: quietLogger });
-  const app = createApp({ config, auth, sql, logger: quietLogger, version: "test" });
-  return (path: string, init?: RequestInit) => app.handle(new Request(new URL(path, config.baseUrl).toString(), init));
+  const app = createApp({ config, auth, sql, probe, logger: quietLogger, version: "test" });
+  const request = (path: string, init?: RequestInit) => app.handle(new Request(new URL(path, config.baseUrl).toString(), init));
+  return Object.assign(request, { sql });
 }
 
 /** GET /health, with the time it took. */
@@ -160,6 +163,61 @@ describe("GET /health", () => {
       if (recovered !== 200) await Bun.sleep(100);
     }
     expect(recovered).toBe(200);
+  });
+
+  test("while the pool waits out its reconnection backoff, a refused database still reads as refused: /health and a sign-in answer 503 at once", async () => {
+    const request = appOn(withPort(ADMIN_URL, freePort()));
+    // Each refused attempt doubles the pool's wait before the next one (up to 2 s); a probe through
+    // the pool would then time out and a refusal would look like a slow database.
+    let poolWaitMs = 0;
+    for (let attempt = 0; attempt < 10 && poolWaitMs <= 1000; attempt++) {
+      const started = performance.now();
+      await request.sql`select 1`.catch(() => {});
+      poolWaitMs = performance.now() - started;
+    }
+    expect(poolWaitMs).toBeGreaterThan(1000);
+
+    const down = await health(request);
+    expect(down.status).toBe(503);
+    expect(down.body.reason).toContain("ECONNREFUSED");
+    expect(down.ms).toBeLessThan(500);
+
+    const started = performance.now();
+    const signIn = await request("/api/auth/sign-in/email", {
+      method: "POST",
+      headers: { "content-type": "application/json", origin: SITE_ORIGIN },
+      body: JSON.stringify({ email: "nobody@example.com", password: "long enough password" }),
+    });
+    expect(signIn.status).toBe(503);
+    expect(((await signIn.json()) as { code: string }).code).toBe("DATABASE_UNAVAILABLE");
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  test("a probe after one that hung opens a new connection instead of waiting behind the hung attempt", async () => {
+    // The first connection is accepted and never answered (a half-open network path); later ones reach Postgres.
+    const upstream = new URL(ADMIN_URL);
+    let accepted = 0;
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      sockets.push(client);
+      if (accepted++ === 0) return;
+      const backend = connect(Number(upstream.port || 5432), upstream.hostname);
+      sockets.push(backend);
+      client.on("error", () => backend.destroy());
+      backend.on("error", () => client.destroy());
+      client.pipe(backend).pipe(client);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    onCleanup(() => new Promise((resolve) => (sockets.forEach((socket) => socket.destroy()), proxy.close(resolve))));
+    const probe = createDatabaseProbe(withPort(ADMIN_URL, (proxy.address() as { port: number }).port));
+    onCleanup(() => probe.close());
+
+    const hung = await probe.check(300);
+    expect(hung).toMatchObject({ ok: false, timedOut: true });
+    const started = performance.now();
+    expect(await probe.check(1000)).toEqual({ ok: true });
+    expect(performance.now() - started).toBeLessThan(300);
+    expect(accepted).toBe(2);
   });
 
   test("concurrent probes while the database is refused all answer 503", async () => {
