@@ -123,5 +123,5 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
-// A function, not top-level await: the production bundle is CommonJS with bytecode (package.json build).
+// A function, not top-level await: the production bundle is CommonJS (package.json build), which has none.
 if (import.meta.main) void main();

@@ -11,7 +11,7 @@
 // fails or is too slow; `queue` never throws and logs failures. Failures are logged with the kind of
 // message and the recipient's domain only: never the address's local part, the link or its token.
 // Templates (subject, text and HTML parts) live in src/mail-templates.ts.
-import nodemailer from "nodemailer";
+import type { Transporter } from "nodemailer";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { renderMail, type MailKind, type MailTemplateData } from "./mail-templates.ts";
@@ -69,9 +69,12 @@ function secretsOf(data: object): string[] {
 export function createMailer(config: Pick<Config, "nodeEnv" | "mail">, logger: Logger): Mailer {
   const { mail } = config;
   const timeoutMs = mail.sendTimeoutMs;
-  const transporter = mail.smtpUrl
-    ? nodemailer.createTransport({
-        url: mail.smtpUrl,
+  // nodemailer is loaded with the first message, so a server that sends none does not hold it in memory.
+  let transporter: Promise<Transporter> | null = null;
+  const smtp = (smtpUrl: string) =>
+    (transporter ??= import("nodemailer").then(({ default: nodemailer }) =>
+      nodemailer.createTransport({
+        url: smtpUrl,
         // Every phase of the SMTP dialogue is bounded, so a stalled relay frees its socket too.
         connectionTimeout: timeoutMs,
         greetingTimeout: timeoutMs,
@@ -79,14 +82,14 @@ export function createMailer(config: Pick<Config, "nodeEnv" | "mail">, logger: L
         dnsTimeout: timeoutMs,
         // ASVS 9.2.1: in production, plain smtp:// must upgrade with STARTTLS or fail (smtps:// is TLS from the start).
         requireTLS: config.nodeEnv === "production",
-      })
-    : null;
+      }),
+    ));
   const pending = new Set<Promise<void>>();
 
   async function deliver<K extends MailKind>(kind: K, to: string, data: MailTemplateData[K]): Promise<void> {
     const content = renderMail(kind, data, mail.productName);
     const domain = recipientDomain(to);
-    if (!transporter) {
+    if (!mail.smtpUrl) {
       // Development without a relay: the developer follows the link from the log.
       logger.info(`mail (console transport, not sent) ${kind} to ${to}\nSubject: ${content.subject}\n\n${content.text}`);
       return;
@@ -102,7 +105,7 @@ export function createMailer(config: Pick<Config, "nodeEnv" | "mail">, logger: L
     });
     try {
       await Promise.race([
-        transporter.sendMail({ from: mail.from, to, subject: content.subject, text: content.text, html: content.html, signal: abort.signal }),
+        smtp(mail.smtpUrl).then((transport) => transport.sendMail({ from: mail.from, to, subject: content.subject, text: content.text, html: content.html, signal: abort.signal })),
         timedOut,
       ]);
       logger.debug(`mail ${kind} sent to a recipient at ${domain} in ${Math.round(performance.now() - started)} ms`);
@@ -117,7 +120,7 @@ export function createMailer(config: Pick<Config, "nodeEnv" | "mail">, logger: L
   }
 
   return {
-    transport: transporter ? "smtp" : "console",
+    transport: mail.smtpUrl ? "smtp" : "console",
     send: deliver,
     queue(kind, to, data, onFailure) {
       const sending = deliver(kind, to, data).catch(async () => {
@@ -129,7 +132,7 @@ export function createMailer(config: Pick<Config, "nodeEnv" | "mail">, logger: L
     },
     async close() {
       await Promise.all([...pending]);
-      transporter?.close();
+      (await transporter)?.close();
     },
   };
 }
