@@ -31,10 +31,10 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     if (database.embedded) {
       logger.info(`embedded database (PGlite, data in ${config.dataDir}) at ${database.url}`);
     }
-    if (config.migrateOnStart) {
-      const applied = await applyMigrations(database.sql);
-      if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
-    }
+    // The migration check waits on Postgres while the objects below are built (cold start); nothing
+    // below queries the database before it is awaited.
+    const migrating = config.migrateOnStart ? applyMigrations(database.sql) : Promise.resolve([]);
+    migrating.catch(() => {}); // awaited below; a failure must not count as unhandled meanwhile
     const mailer = createMailer(config, logger);
     if (mailer.transport === "console" && config.mail.flows.size > 0) {
       logger.warn("no SMTP_URL: account emails are printed to this log, not sent");
@@ -46,6 +46,8 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const rateLimitStore = createRateLimitStore(config, pool.sql); // through the tracked pool: its queries count in the pool metrics
     const sendMail = pluginMail(config, mailer, logger); // two-factor codes, organization invitations
     const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, mailer, rateLimitStore, sendMail });
+    const applied = await migrating;
+    if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
     const app = createApp({ config, auth, sql: pool.sql, probe: database.probe, logger, version: packageJson.version, metrics });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
