@@ -1,6 +1,7 @@
 // Scale benchmark: the same server at 1,000 users and at 1,000,000 users with 2,000,000 sessions
 // (filled with SQL generate_series), under wrk. Measures migrations from empty, cold start on a
-// migrated database, get-session (database path and cookie cache) at both sizes, sign-in at 1M,
+// migrated database, get-session (database path and cookie cache) at both sizes (also interleaved on two
+// servers), sign-in at 1M,
 // 1,000 concurrent connections, memory idle and under a sign-in storm, and the cleanup job over
 // 1,000,000 expired sessions. Bun's hello world runs in the same pass as the reference.
 //   bun run bench:scale      env: DATABASE_URL (server to create bench_scale on), BENCH_ANCHORS (folder
@@ -26,18 +27,23 @@ const DURATION = process.env.DURATION ?? "10s";
 const SAMPLE = Number(process.env.SAMPLE ?? 1000);
 const PORT = 4230;
 const HELLO_PORT = 4231;
+const SMALL_PORT = 4232;
 const ORIGIN = "https://site.bench.test";
 const PASSWORD = "bench-password-123";
 const SECRET = `scale-${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("hex")}`;
 const DB_NAME = "bench_scale";
+// A copy of the database at SMALL users, kept beside the large one for the interleaved comparison.
+const SMALL_DB_NAME = "bench_scale_small";
 const work = mkdtempSync(join(tmpdir(), "auth-scale-"));
 
 for (const file of [LUA, HELLO]) if (!existsSync(file)) throw new Error(`missing ${file} (set BENCH_ANCHORS)`);
-const dbUrl = (() => {
+const urlOf = (name: string) => {
   const url = new URL(ADMIN);
-  url.pathname = `/${DB_NAME}`;
+  url.pathname = `/${name}`;
   return url.toString();
-})();
+};
+const dbUrl = urlOf(DB_NAME);
+const smallDbUrl = urlOf(SMALL_DB_NAME);
 
 const report: string[] = [];
 const say = (line: string) => {
@@ -54,7 +60,7 @@ const ms = (start: number) => Math.round(performance.now() - start);
 const build = Bun.spawnSync(["bun", "run", "build"], { cwd: ROOT, stdout: "ignore", stderr: "inherit" });
 if (build.exitCode !== 0) throw new Error("bun run build failed");
 
-async function startServer(env: Record<string, string> = {}) {
+async function startServer(env: Record<string, string> = {}, { port = PORT, database = dbUrl } = {}) {
   const started = performance.now();
   const child = Bun.spawn(["bun", "dist/index.js"], {
     cwd: ROOT,
@@ -62,7 +68,7 @@ async function startServer(env: Record<string, string> = {}) {
       PATH: process.env.PATH!,
       HOME: process.env.HOME ?? tmpdir(),
       NODE_ENV: "production",
-      DATABASE_URL: dbUrl,
+      DATABASE_URL: database,
       BETTER_AUTH_SECRET: SECRET,
       BETTER_AUTH_URL: "https://auth.bench.test",
       CORS_ORIGINS: ORIGIN,
@@ -72,7 +78,7 @@ async function startServer(env: Record<string, string> = {}) {
       // The cleanup job is measured on its own, at the end, over the expired half of the sessions.
       HOUSEKEEPING_INTERVAL: "off",
       HOST: "127.0.0.1",
-      PORT: String(PORT),
+      PORT: String(port),
       // Production defaults otherwise: LOG_LEVEL info (a JSON line per request), migrations checked at start.
       ...env,
     },
@@ -81,7 +87,7 @@ async function startServer(env: Record<string, string> = {}) {
   });
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
-    const up = await fetch(`http://127.0.0.1:${PORT}/health`).then((r) => r.status === 200, () => false);
+    const up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status === 200, () => false);
     if (up) break;
     await Bun.sleep(2);
   }
@@ -137,9 +143,9 @@ const row = (label: string, r: WrkResult & { peakRssMb?: number }) =>
 
 // --- data -------------------------------------------------------------------------------------------
 const admin = postgres(ADMIN, { max: 1, onnotice: () => {} });
-await admin.unsafe(`drop database if exists ${DB_NAME} with (force)`);
+for (const name of [DB_NAME, SMALL_DB_NAME]) await admin.unsafe(`drop database if exists ${name} with (force)`);
 await admin.unsafe(`create database ${DB_NAME}`);
-const sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
+let sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
 
 say(`# scale run ${new Date().toISOString()}, ${navigator.hardwareConcurrency} cores, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}, bun ${Bun.version}, CONNS=${CONNS} DURATION=${DURATION}`);
 
@@ -200,6 +206,10 @@ started = performance.now();
 await fill(1, SMALL);
 say(`- filled ${SMALL} users, ${2 * SMALL} sessions in ${ms(started)} ms`);
 const small = await writeSample("small", SMALL);
+// The copy at SMALL users (a template copy needs the database without connections).
+await sql.end();
+await admin.unsafe(`create database ${SMALL_DB_NAME} template ${DB_NAME}`);
+sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
 // The first start on a database also creates the first JWT signing key (an RSA key pair, 25-120 ms);
 // every later start finds it. Both are reported.
 let server = await startServer({ SESSION_COOKIE_CACHE: "off" });
@@ -230,6 +240,19 @@ say(row(`sign-in, ${USERS} users (argon2id)`, signIn));
 await Bun.sleep(2000);
 const afterStorm = rss(server.pid);
 await server.stop();
+
+// Database-checked get-session at both sizes, interleaved (small, large, small, ...) on two servers, so a
+// change in the machine's load between the rows above cannot pass for an effect of the table sizes.
+const ROUNDS = 3;
+const smallServer = await startServer({ SESSION_COOKIE_CACHE: "off" }, { port: SMALL_PORT, database: smallDbUrl });
+server = await startServer({ SESSION_COOKIE_CACHE: "off" });
+const interleaved = { small: [] as number[], large: [] as number[] };
+for (let round = 0; round < ROUNDS; round++) {
+  interleaved.small.push((await wrk("get-session", small, { url: `http://127.0.0.1:${SMALL_PORT}` })).ok_rps);
+  interleaved.large.push((await wrk("get-session", large)).ok_rps);
+}
+await Promise.all([smallServer.stop(), server.stop()]);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 // Default configuration: the cookie cache on. Each sampled client first gets its session_data cookie.
 server = await startServer();
@@ -267,7 +290,11 @@ await hello.exited;
 say("");
 say(`- filled to ${USERS} users, ${2 * USERS} sessions (half expired), ${USERS} accounts in ${fillMs} ms (generate_series, 100k per transaction, then vacuum analyze and a checkpoint)`);
 say(`- cold start, ${USERS} users: ${largeCold} ms; idle RSS ${largeIdle} MB; after the sign-in storm ${afterStorm} MB; cookie-cache server after 1000 connections ${cachedIdle} MB`);
-say(`- get-session at ${USERS} users / at ${SMALL} users: ${(largeDb.ok_rps / smallDb.ok_rps).toFixed(3)}`);
+say(`- get-session at ${USERS} users / at ${SMALL} users: ${(largeDb.ok_rps / smallDb.ok_rps).toFixed(3)} (the two table rows)`);
+say(
+  `- interleaved, ${ROUNDS} rounds each, req/s: ${SMALL} users ${interleaved.small.map((v) => v.toFixed(0)).join(", ")}; ` +
+    `${USERS} users ${interleaved.large.map((v) => v.toFixed(0)).join(", ")}; median ${USERS} / median ${SMALL}: ${(median(interleaved.large) / median(interleaved.small)).toFixed(3)}`,
+);
 say(`- get-session with cookie cache / bun-hello: ${(cacheHit.ok_rps / helloRun.ok_rps).toFixed(3)} (LOG_LEVEL=info), ${(cacheHitQuiet.ok_rps / helloRun.ok_rps).toFixed(3)} (LOG_LEVEL=warn)`);
 
 const expired = (await sql<{ n: number }[]>`select count(*)::int as n from sessions where expires_at < now()`)[0]!.n;
@@ -278,6 +305,6 @@ const left = (await sql<{ n: number }[]>`select count(*)::int as n from sessions
 say(`- cleanup over ${expired} expired sessions (\`bun run cleanup\`): ${cleanupMs} ms, ${left} left; it said: ${cleanup.stdout.toString().trim()}`);
 
 await sql.end();
-await admin.unsafe(`drop database if exists ${DB_NAME} with (force)`);
+for (const name of [DB_NAME, SMALL_DB_NAME]) await admin.unsafe(`drop database if exists ${name} with (force)`);
 await admin.end();
 console.log(report.join("\n"));
