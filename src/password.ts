@@ -26,15 +26,22 @@ const waiting: Array<() => void> = [];
 // other traffic a full collection every second would add tens of milliseconds to the slowest answers.
 export const STORM_COLLECTION_INTERVAL_MS = 1000;
 const STORM_COLLECTION_GROWTH_BYTES = 8 * 1024 * 1024;
+// A heap this small (an idle server's is about 12 MB) is not worth a collection.
+const STORM_COLLECTION_MIN_HEAP_BYTES = 16 * 1024 * 1024;
 let lastStormCollection = -Infinity;
+// The heap right after this storm's last forced collection; 0 once the queue has emptied, so the first
+// check of the next storm measures against the minimum, not against a figure of long ago.
 let heapAfterCollection = 0;
 let stormCollections = 0;
 
 function collectDuringStorm(): void {
-  if (waiting.length === 0) return;
+  if (waiting.length === 0) {
+    heapAfterCollection = 0;
+    return;
+  }
   const now = performance.now();
   if (now - lastStormCollection < STORM_COLLECTION_INTERVAL_MS) return;
-  if (heapSize() < heapAfterCollection + STORM_COLLECTION_GROWTH_BYTES) return;
+  if (heapSize() < Math.max(heapAfterCollection, STORM_COLLECTION_MIN_HEAP_BYTES) + STORM_COLLECTION_GROWTH_BYTES) return;
   lastStormCollection = now;
   Bun.gc(true);
   heapAfterCollection = heapSize();
