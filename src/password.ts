@@ -21,7 +21,7 @@ const waiting: Array<() => void> = [];
 
 // While hashes queue (a sign-in storm) the event loop mostly waits for the hashing threads, and the
 // garbage of the requests around the hashes (about 60 KB of JS heap per sign-in) piles up faster than
-// JavaScriptCore collects it: a storm of 64 connections peaked at 185-203 MB RSS, and at 147-153 MB
+// JavaScriptCore collects it: a storm of 64 connections peaked at 185-203 MB RSS, and at 147-167 MB
 // with a full collection at most once a second (bench/RESULTS.md). Only while hashes queue: under
 // other traffic a full collection every second would add tens of milliseconds to the slowest answers.
 export const STORM_COLLECTION_INTERVAL_MS = 1000;
