@@ -14,7 +14,7 @@ RUN bun install --frozen-lockfile --production
 
 # One bundled CommonJS file (dist/index.js; package.json "build") starts in less time and memory than
 # resolving and compiling src/ and node_modules (cold start to first served request under 500 ms, idle
-# memory under 60 MB; bench/RESULTS.md). JavaScriptCore bytecode (--bytecode) would start about 60 ms
+# memory under 60 MB; bench/RESULTS.md). JavaScriptCore bytecode (--bytecode) would start 50-100 ms
 # sooner but holds about 5 MB more in every idle instance, so it is not built. nodemailer and
 # @simplewebauthn/server stay out of the bundle and load from node_modules with the first mail or passkey.
 FROM deps AS build

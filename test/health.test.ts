@@ -52,15 +52,24 @@ function withPort(url: string, port: number, database?: string): string {
   return target.toString();
 }
 
-/** A TCP proxy to the test Postgres that can be cut and restored on the same port. */
-function postgresProxy() {
+/**
+ * A TCP proxy to the test Postgres that can be cut and restored on the same port. With `silentFirst`
+ * the first connection is accepted and never answered (a half-open network path).
+ */
+function postgresProxy({ silentFirst = false } = {}) {
   const upstream = new URL(ADMIN_URL);
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
+  let accepted = 0;
   const start = () =>
     new Promise<number>((resolve, reject) => {
       server = createServer((client) => {
+        const first = accepted++ === 0;
+        if (silentFirst && first) {
+          sockets.add(client);
+          return;
+        }
         const backend = connect(Number(upstream.port || 5432), upstream.hostname);
         for (const socket of [client, backend]) {
           sockets.add(socket);
@@ -84,7 +93,7 @@ function postgresProxy() {
       server = undefined;
     });
   onCleanup(stop);
-  return { start, stop };
+  return { start, stop, accepted: () => accepted };
 }
 
 describe("GET /health", () => {
@@ -194,22 +203,9 @@ describe("GET /health", () => {
   });
 
   test("a probe after one that hung opens a new connection instead of waiting behind the hung attempt", async () => {
-    // The first connection is accepted and never answered (a half-open network path); later ones reach Postgres.
-    const upstream = new URL(ADMIN_URL);
-    let accepted = 0;
-    const sockets: Socket[] = [];
-    const proxy = createServer((client) => {
-      sockets.push(client);
-      if (accepted++ === 0) return;
-      const backend = connect(Number(upstream.port || 5432), upstream.hostname);
-      sockets.push(backend);
-      client.on("error", () => backend.destroy());
-      backend.on("error", () => client.destroy());
-      client.pipe(backend).pipe(client);
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
-    onCleanup(() => new Promise((resolve) => (sockets.forEach((socket) => socket.destroy()), proxy.close(resolve))));
-    const probe = createDatabaseProbe(withPort(ADMIN_URL, (proxy.address() as { port: number }).port));
+    // The first connection is accepted and never answered; later ones reach Postgres.
+    const proxy = postgresProxy({ silentFirst: true });
+    const probe = createDatabaseProbe(withPort(ADMIN_URL, await proxy.start()));
     onCleanup(() => probe.close());
 
     const hung = await probe.check(300);
@@ -217,7 +213,7 @@ describe("GET /health", () => {
     const started = performance.now();
     expect(await probe.check(1000)).toEqual({ ok: true });
     expect(performance.now() - started).toBeLessThan(300);
-    expect(accepted).toBe(2);
+    expect(proxy.accepted()).toBe(2);
   });
 
   test("concurrent probes while the database is refused all answer 503", async () => {
