@@ -15,7 +15,7 @@ import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from "./metrics.ts";
-import { createRouteResolver, noteRequestUser, observeRequests } from "./observe.ts";
+import { createInFlight, createRouteResolver, noteRequestUser, observeRequests, type InFlight } from "./observe.ts";
 import { createSessionMemo, type SessionMemo } from "./session-memo.ts";
 import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
@@ -45,6 +45,8 @@ export interface AppDependencies {
   version: string;
   /** Shared with Better Auth's session counters; created here when absent. */
   metrics?: Metrics;
+  /** Requests and the work they leave running; the entry point waits for them at shutdown. */
+  inFlight?: InFlight;
   /** The kept get-session answers of the listening server; created here when absent. */
   sessionMemo?: SessionMemo;
 }
@@ -52,7 +54,7 @@ export interface AppDependencies {
 const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
 const AUTH_BASE_PATH = "/api/auth";
 
-export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo() }: AppDependencies) {
+export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo(), inFlight = createInFlight() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<DatabaseProbe["check"]> | null = null;
   /** `fresh`: after a failed query, a recent success proves nothing. */
@@ -118,7 +120,8 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
       return !health.ok && !health.timedOut;
     };
     if (databaseDown && (await failed())) return noDatabase();
-    const running = work();
+    // Counted apart from its request: after a 503 it may still be running.
+    const running = inFlight.track(work);
     for (;;) {
       const waited = Bun.sleep(DATABASE_WAIT_MS).then(() => null);
       const done = await Promise.race([running, waited]);
@@ -172,7 +175,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
 
   // The listening server exists only after listen(); the observer asks for it per request.
   const listening: { app?: { server: SocketInfo | null; fetch(request: Request): Response | Promise<Response> } } = {};
-  const observe = observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server });
+  const observe = observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server, inFlight });
 
   // On a listening server get-session is a plain Bun route too: a request that repeats one the fast
   // path answered from the cookie cache gets the kept answer (src/session-memo.ts), observed like any

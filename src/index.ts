@@ -12,6 +12,7 @@ import { pluginMail } from "./plugins.ts";
 import { createRateLimitStore } from "./rate-limit.ts";
 import { ensureSecret } from "./secret.ts";
 import { createMetrics } from "./metrics.ts";
+import { createInFlight } from "./observe.ts";
 import { trackPool } from "./pool-stats.ts";
 import { scheduleHousekeeping } from "./housekeeping.ts";
 import { createRedisStorage } from "./redis-storage.ts";
@@ -49,7 +50,8 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     const applied = await migrating;
     if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
-    const app = createApp({ config, auth, sql: pool.sql, probe: database.probe, logger, version: packageJson.version, metrics });
+    const inFlight = createInFlight();
+    const app = createApp({ config, auth, sql: pool.sql, probe: database.probe, logger, version: packageJson.version, metrics, inFlight });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
     const server = app.server!;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
@@ -65,14 +67,16 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     let stopping: Promise<void> | undefined;
     const stop = () =>
       (stopping ??= (async () => {
-        // Stop accepting, let in-flight requests finish up to the bound, then cut what is left.
-        const drained = server.stop(false);
+        // Stop accepting, let in-flight requests finish up to the bound, then cut what is left. The
+        // connections closing is not enough: a request whose client hung up still runs, and the pool
+        // must stay open until it ends.
+        const drained = server.stop(false).then(() => inFlight.settled());
         const timedOut = await Promise.race([
           drained.then(() => false),
           Bun.sleep(config.shutdownTimeoutMs).then(() => true),
         ]);
         if (timedOut) {
-          logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms; closing them`);
+          logger.warn(`requests still running after ${config.shutdownTimeoutMs} ms (${inFlight.count} at work); closing them`);
           await server.stop(true);
         }
         await housekeeping?.stop();

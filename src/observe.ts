@@ -41,18 +41,54 @@ export function createRouteResolver(templates: string[]): (pathname: string) => 
   };
 }
 
+/**
+ * Requests (and work they leave running) the server has started and not finished: shutdown waits for
+ * them before it closes the pool, also for requests whose clients have hung up, which no longer hold a
+ * connection open but still query the database (a sign-in waiting for its hash, say).
+ */
+export interface InFlight {
+  /** Runs `work`, counted until it settles. */
+  track<T>(work: () => Promise<T>): Promise<T>;
+  readonly count: number;
+  /** Resolves once nothing is counted. */
+  settled(): Promise<void>;
+}
+
+export function createInFlight(): InFlight {
+  let count = 0;
+  let idle: PromiseWithResolvers<void> | undefined;
+  return {
+    async track(work) {
+      count++;
+      try {
+        return await work();
+      } finally {
+        if (--count === 0 && idle) {
+          idle.resolve();
+          idle = undefined;
+        }
+      }
+    },
+    get count() {
+      return count;
+    },
+    settled: () => (count === 0 ? Promise.resolve() : (idle ??= Promise.withResolvers<void>()).promise),
+  };
+}
+
 export interface ObserverOptions {
   logger: Logger;
   metrics: Metrics;
   routeOf: (pathname: string) => string;
   trustProxy: boolean;
   server: () => SocketInfo | null | undefined;
+  inFlight: InFlight;
 }
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
 /** An Elysia `wrap` that observes each request around `handle`. */
-export function observeRequests({ logger, metrics, routeOf, trustProxy, server }: ObserverOptions) {
+export function observeRequests({ logger, metrics, routeOf, trustProxy, server, inFlight }: ObserverOptions) {
   const infoEnabled = () => logger.level === "debug" || logger.level === "info";
   return (handle: Handler) =>
     async (request: Request): Promise<Response> => {
@@ -60,7 +96,7 @@ export function observeRequests({ logger, metrics, routeOf, trustProxy, server }
       const sent = request.headers.get(REQUEST_ID_HEADER);
       const requestId = sent && SAFE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
       const store: RequestContext = {};
-      let response = await context.run(store, () => handle(request));
+      let response = await inFlight.track(async () => context.run(store, () => handle(request)));
       const seconds = (performance.now() - started) / 1000;
       response = withHeader(response, REQUEST_ID_HEADER, requestId);
       const route = routeOf(pathOf(request.url));

@@ -193,6 +193,37 @@ describe("the entry point", () => {
     expect(await accepts(port)).toBe(false);
   });
 
+  test("requests whose clients hung up still run to their end before the pool closes", async () => {
+    const { child, url, db } = await spawnServer(["bun", "src/index.ts"], { RATE_LIMIT: "off" });
+    const { email } = await signUpOverHttp(url);
+    // Far more sign-ins than hashes run at once: most still wait for a hash when their clients give up
+    // and the signal comes, so the server has no open connection left but work in progress.
+    const abandoned = 24;
+    const aborts = Array.from({ length: abandoned }, () => new AbortController());
+    const requests = aborts.map((abort) =>
+      fetch(`${url}/api/auth/sign-in/email`, {
+        method: "POST",
+        headers: { origin: SITE_ORIGIN, "content-type": "application/json" },
+        body: JSON.stringify({ email, password: PASSWORD }),
+        signal: abort.signal,
+      }).then(
+        (response) => response.status,
+        () => "aborted" as const,
+      ),
+    );
+    await Bun.sleep(50);
+    for (const abort of aborts) abort.abort();
+    const outcomes = await Promise.all(requests);
+    child.process.kill("SIGTERM");
+    expect(await child.exited(15_000)).toBe(0);
+    expect(outcomes.filter((outcome) => outcome === "aborted").length).toBeGreaterThan(0);
+    // Every sign-in ran to its end on an open pool: one session each, plus the sign-up's.
+    const [row] = await db.sql<{ n: number }[]>`select count(*)::int as n from sessions`;
+    expect(row!.n).toBe(abandoned + 1);
+    expect(child.output()).not.toContain("CONNECTION_ENDED");
+    expect(child.output()).not.toContain("requests still running");
+  });
+
   test("a request that never completes is cut after SHUTDOWN_TIMEOUT, and the server still exits 0", async () => {
     const { child, port } = await spawnServer(["bun", "src/index.ts"], { SHUTDOWN_TIMEOUT: "1s" });
     const { promise: closed, resolve: onClose } = Promise.withResolvers<void>();
