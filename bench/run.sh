@@ -15,12 +15,11 @@ command -v wrk >/dev/null || { echo "need wrk: apt-get install -y wrk" >&2; exit
 # Production mode needs an https base URL, a long secret and the load's Origin in CORS_ORIGINS;
 # rate limiting is off because the whole load comes from one IP.
 secret="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-# The server runs as a child of the shell (not exec'd): run-all.sh finds the process to sample with
-# `pgrep -P`, and stops the shell, which passes SIGTERM on.
-# The server runs as the image does, from the production bundle (bun run build). TARGET_ENV adds
-# settings, e.g. TARGET_ENV="SESSION_COOKIE_CACHE=off".
+# The server runs as the image runs it: `bun run start`, the production bundle (bun run build), as a child
+# of `bun run` (which run-all.sh finds with `pgrep -P` to sample, and which passes SIGTERM on).
+# TARGET_ENV adds settings, e.g. TARGET_ENV="SESSION_COOKIE_CACHE=off".
 (cd "$ROOT" && bun run build >/dev/null)
-export TARGET_CMD="cd '$ROOT' || exit 1; export NODE_ENV=production BETTER_AUTH_SECRET=$secret BETTER_AUTH_URL=https://auth.bench.test CORS_ORIGINS=http://127.0.0.1:4220 EMAIL_FLOWS=none RATE_LIMIT=off HOST=127.0.0.1 LOG_LEVEL=warn ${TARGET_ENV:-}; bun dist/index.js & child=\$!; trap 'kill -TERM \$child' TERM INT; wait \$child; wait \$child"
+export TARGET_CMD="cd '$ROOT' || exit 1; export NODE_ENV=production BETTER_AUTH_SECRET=$secret BETTER_AUTH_URL=https://auth.bench.test CORS_ORIGINS=http://127.0.0.1:4220 EMAIL_FLOWS=none RATE_LIMIT=off HOST=127.0.0.1 LOG_LEVEL=warn ${TARGET_ENV:-}; exec bun run --silent start"
 export TARGET_LABEL="${TARGET_LABEL:-auth-server}"
 export TARGET_ORIGIN="http://127.0.0.1:4220"
 export TARGET_SIGNUP_EXTRA='{"experienceLevel":"beginner","professionalRole":"student"}'

@@ -1,12 +1,11 @@
 // Scale benchmark: the same server at 1,000 users and at 1,000,000 users with 2,000,000 sessions
 // (filled with SQL generate_series), under wrk. Measures migrations from empty, cold start on a
-// migrated database, get-session (database path and cookie cache) at both sizes (also interleaved on two
-// servers), sign-in at 1M,
-// 1,000 concurrent connections, memory idle and under a sign-in storm, and the cleanup job over
+// migrated database, get-session (database path and cookie cache) at both sizes (also alternated on two
+// servers), sign-in at 1M, 1,000 concurrent connections, memory idle and under a sign-in storm, and the cleanup job over
 // 1,000,000 expired sessions. Bun's hello world runs in the same pass as the reference.
 //   bun run bench:scale      env: DATABASE_URL (server to create bench_scale on), BENCH_ANCHORS (folder
 //                            with harness/lua/auth.lua and limits/hello-bun.ts; default ../shared/bench),
-//                            USERS=1000000 SMALL=1000 CONNS=64 DURATION=10s SAMPLE=1000
+//                            USERS=1000000 SMALL=1000 CONNS=64 DURATION=10s SAMPLE=1000 ROUNDS=4
 // Prints a Markdown report on stdout; bench/RESULTS.md records a run.
 import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -28,11 +27,12 @@ const SAMPLE = Number(process.env.SAMPLE ?? 1000);
 const PORT = 4230;
 const HELLO_PORT = 4231;
 const SMALL_PORT = 4232;
+const QUIET_PORT = 4233;
 const ORIGIN = "https://site.bench.test";
 const PASSWORD = "bench-password-123";
 const SECRET = `scale-${Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("hex")}`;
 const DB_NAME = "bench_scale";
-// A copy of the database at SMALL users, kept beside the large one for the interleaved comparison.
+// A copy of the database at SMALL users, kept beside the large one for the alternated comparison.
 const SMALL_DB_NAME = "bench_scale_small";
 const work = mkdtempSync(join(tmpdir(), "auth-scale-"));
 
@@ -62,7 +62,8 @@ if (build.exitCode !== 0) throw new Error("bun run build failed");
 
 async function startServer(env: Record<string, string> = {}, { port = PORT, database = dbUrl } = {}) {
   const started = performance.now();
-  const child = Bun.spawn(["bun", "dist/index.js"], {
+  // As the image runs it: `bun run start` runs the bundle as a child of its own.
+  const child = Bun.spawn(["bun", "run", "--silent", "start"], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH!,
@@ -93,8 +94,12 @@ async function startServer(env: Record<string, string> = {}, { port = PORT, data
   }
   const coldStartMs = ms(started);
   await Bun.sleep(1000);
+  const server = Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(" ")[0]);
+  if (!server) throw new Error("bun run start has no child process");
   return {
-    pid: child.pid,
+    /** The server process (memory is sampled there; `bun run`'s own parent holds about 9 MB more). */
+    pid: server,
+    launcherRssMb: rss(child.pid),
     coldStartMs,
     async stop() {
       child.kill("SIGTERM");
@@ -138,6 +143,26 @@ async function wrk(scenario: string, files: { cookies?: string; users?: string }
   if (!line) throw new Error(`wrk ${scenario} printed no result:\n${out}`);
   return { ...(JSON.parse(line.slice(5)) as WrkResult), peakRssMb: peak };
 }
+type Measured = Awaited<ReturnType<typeof wrk>>;
+/**
+ * Runs each load `rounds` times, the order reversed every other round (A B C, C B A, A B C, ...), so that
+ * a steady drift in the machine's load weighs on every load alike; returns each load's runs in order.
+ */
+async function alternate<K extends string>(rounds: number, loads: Record<K, () => Promise<Measured>>) {
+  const keys = Object.keys(loads) as K[];
+  const runs = Object.fromEntries(keys.map((key) => [key, [] as Measured[]])) as Record<K, Measured[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (const key of round % 2 ? [...keys].reverse() : keys) runs[key].push(await loads[key]());
+  }
+  return runs;
+}
+const meanRps = (runs: Measured[]) => runs.reduce((sum, r) => sum + r.ok_rps, 0) / runs.length;
+/** The run with the median req/s (the lower of the two middle ones), for the table. */
+const medianRun = (runs: Measured[]) => [...runs].sort((a, b) => a.ok_rps - b.ok_rps)[Math.floor((runs.length - 1) / 2)]!;
+const perRound = (runs: Measured[]) => runs.map((r) => r.ok_rps.toFixed(0)).join(" / ");
+// Alternated rounds per comparison (even, so the order evens out).
+const ROUNDS = Number(process.env.ROUNDS ?? 4);
+
 const row = (label: string, r: WrkResult & { peakRssMb?: number }) =>
   `| ${label} | ${r.rps.toFixed(0)} | ${r.ok_rps.toFixed(0)} | ${r.p50_ms.toFixed(2)} | ${r.p99_ms.toFixed(2)} | ${r.bad + r.socket_errors} | ${r.peakRssMb ? r.peakRssMb.toFixed(1) : ""} |`;
 
@@ -213,11 +238,11 @@ sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
 // The first start on a database also creates the first JWT signing key (an RSA key pair, 25-120 ms);
 // every later start finds it. Both are reported.
 let server = await startServer({ SESSION_COOKIE_CACHE: "off" });
-const firstStart = { ms: server.coldStartMs, rss: rss(server.pid) };
+const firstStart = { ms: server.coldStartMs, rss: rss(server.pid), launcher: server.launcherRssMb };
 await server.stop();
 server = await startServer({ SESSION_COOKIE_CACHE: "off" });
-say(`- first start on the migrated database (creates the signing key): ${firstStart.ms} ms; idle RSS ${firstStart.rss} MB`);
-say(`- cold start, ${SMALL} users (process start to first /health 200): ${server.coldStartMs} ms; idle RSS ${rss(server.pid)} MB`);
+say(`- first start on the migrated database (creates the signing key): ${firstStart.ms} ms; idle RSS ${firstStart.rss} MB (and ${firstStart.launcher} MB of the \`bun run\` parent)`);
+say(`- cold start, ${SMALL} users (\`bun run start\` to first /health 200): ${server.coldStartMs} ms; idle RSS ${rss(server.pid)} MB`);
 say("");
 say("| scenario | rps | ok rps | p50 ms | p99 ms | errors | peak RSS MB |");
 say("|---|---:|---:|---:|---:|---:|---:|");
@@ -241,18 +266,15 @@ await Bun.sleep(2000);
 const afterStorm = rss(server.pid);
 await server.stop();
 
-// Database-checked get-session at both sizes, interleaved (small, large, small, ...) on two servers, so a
-// change in the machine's load between the rows above cannot pass for an effect of the table sizes.
-const ROUNDS = 3;
+// Database-checked get-session at both sizes, alternated on two servers (the 1k one on a template copy),
+// so a change in the machine's load between the rows above cannot pass for an effect of the table sizes.
 const smallServer = await startServer({ SESSION_COOKIE_CACHE: "off" }, { port: SMALL_PORT, database: smallDbUrl });
 server = await startServer({ SESSION_COOKIE_CACHE: "off" });
-const interleaved = { small: [] as number[], large: [] as number[] };
-for (let round = 0; round < ROUNDS; round++) {
-  interleaved.small.push((await wrk("get-session", small, { url: `http://127.0.0.1:${SMALL_PORT}` })).ok_rps);
-  interleaved.large.push((await wrk("get-session", large)).ok_rps);
-}
+const sizes = await alternate(ROUNDS, {
+  small: () => wrk("get-session", small, { url: `http://127.0.0.1:${SMALL_PORT}` }),
+  large: () => wrk("get-session", large),
+});
 await Promise.all([smallServer.stop(), server.stop()]);
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 // Default configuration: the cookie cache on. Each sampled client first gets its session_data cookie.
 server = await startServer();
@@ -265,37 +287,42 @@ for (const cookie of readFileSync(large.cookies, "utf8").trim().split("\n")) {
   lines.push(data ? `${cookie}; ${data.split(";")[0]}` : cookie);
 }
 writeFileSync(cached, lines.join("\n") + "\n");
-const cacheHit = await wrk("get-session", { cookies: cached }, { pid: server.pid });
-say(row(`get-session, cookie cache, ${USERS} users`, cacheHit));
+// The cookie-cache load at production defaults (LOG_LEVEL=info: a JSON line per request), the same at
+// LOG_LEVEL=warn (as `bun run bench` runs the server; the difference is what the request lines cost), and
+// Bun's hello world, alternated.
+const quiet = await startServer({ LOG_LEVEL: "warn" }, { port: QUIET_PORT });
+const hello = Bun.spawn(["bun", HELLO], { env: { ...process.env, PORT: String(HELLO_PORT) }, stdout: "ignore", stderr: "ignore" });
+await Bun.sleep(500);
+const cache = await alternate(ROUNDS, {
+  info: () => wrk("get-session", { cookies: cached }, { pid: server.pid }),
+  warn: () => wrk("get-session", { cookies: cached }, { pid: quiet.pid, url: `http://127.0.0.1:${QUIET_PORT}` }),
+  hello: () => wrk("health", {}, { url: `http://127.0.0.1:${HELLO_PORT}`, pid: hello.pid }),
+});
+hello.kill();
+await Promise.all([hello.exited, quiet.stop()]);
+say(row(`get-session, cookie cache, ${USERS} users (median of ${ROUNDS})`, medianRun(cache.info)));
+say(row(`get-session, cookie cache, ${USERS} users, LOG_LEVEL=warn (median of ${ROUNDS})`, medianRun(cache.warn)));
+say(row(`bun-hello, same wrk settings (median of ${ROUNDS})`, medianRun(cache.hello)));
 const thousand = await wrk("get-session", { cookies: cached }, { pid: server.pid, conns: 1000 });
 say(row(`get-session, cookie cache, 1000 connections`, thousand));
 const thousandDb = await wrk("get-session", large, { pid: server.pid, conns: 1000 });
 say(row(`get-session, cookie cache on, no cache cookie (lookup + cookie), 1000 connections`, thousandDb));
 const cachedIdle = rss(server.pid);
 await server.stop();
-// The same cache-cookie load with the request lines off (LOG_LEVEL=warn, as `bun run bench` runs the
-// server): the difference is what one JSON log line per request costs.
-server = await startServer({ LOG_LEVEL: "warn" });
-const cacheHitQuiet = await wrk("get-session", { cookies: cached }, { pid: server.pid });
-say(row(`get-session, cookie cache, ${USERS} users, LOG_LEVEL=warn`, cacheHitQuiet));
-await server.stop();
-
-const hello = Bun.spawn(["bun", HELLO], { env: { ...process.env, PORT: String(HELLO_PORT) }, stdout: "ignore", stderr: "ignore" });
-await Bun.sleep(500);
-const helloRun = await wrk("health", {}, { url: `http://127.0.0.1:${HELLO_PORT}`, pid: hello.pid });
-say(row("bun-hello (reference)", helloRun));
-hello.kill();
-await hello.exited;
 
 say("");
 say(`- filled to ${USERS} users, ${2 * USERS} sessions (half expired), ${USERS} accounts in ${fillMs} ms (generate_series, 100k per transaction, then vacuum analyze and a checkpoint)`);
 say(`- cold start, ${USERS} users: ${largeCold} ms; idle RSS ${largeIdle} MB; after the sign-in storm ${afterStorm} MB; cookie-cache server after 1000 connections ${cachedIdle} MB`);
 say(`- get-session at ${USERS} users / at ${SMALL} users: ${(largeDb.ok_rps / smallDb.ok_rps).toFixed(3)} (the two table rows)`);
 say(
-  `- interleaved, ${ROUNDS} rounds each, req/s: ${SMALL} users ${interleaved.small.map((v) => v.toFixed(0)).join(", ")}; ` +
-    `${USERS} users ${interleaved.large.map((v) => v.toFixed(0)).join(", ")}; median ${USERS} / median ${SMALL}: ${(median(interleaved.large) / median(interleaved.small)).toFixed(3)}`,
+  `- alternated, ${ROUNDS} rounds, req/s: ${SMALL} users ${perRound(sizes.small)}; ${USERS} users ${perRound(sizes.large)}; ` +
+    `mean ${USERS} / mean ${SMALL}: ${(meanRps(sizes.large) / meanRps(sizes.small)).toFixed(3)}`,
 );
-say(`- get-session with cookie cache / bun-hello: ${(cacheHit.ok_rps / helloRun.ok_rps).toFixed(3)} (LOG_LEVEL=info), ${(cacheHitQuiet.ok_rps / helloRun.ok_rps).toFixed(3)} (LOG_LEVEL=warn)`);
+say(
+  `- cookie cache, alternated, ${ROUNDS} rounds, req/s: LOG_LEVEL=info ${perRound(cache.info)}; LOG_LEVEL=warn ${perRound(cache.warn)}; ` +
+    `bun-hello ${perRound(cache.hello)}; mean / mean bun-hello: ${(meanRps(cache.info) / meanRps(cache.hello)).toFixed(3)} (info), ` +
+    `${(meanRps(cache.warn) / meanRps(cache.hello)).toFixed(3)} (warn)`,
+);
 
 const expired = (await sql<{ n: number }[]>`select count(*)::int as n from sessions where expires_at < now()`)[0]!.n;
 started = performance.now();

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadConfig } from "../src/config.ts";
 import { applyMigrations } from "../src/migrate.ts";
-import { cleanUpAfterFile, createTestDatabase, freePort, PASSWORD, PROJECT_DIR, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth } from "./helpers.ts";
+import { buildBundle, cleanUpAfterFile, createTestDatabase, freePort, PASSWORD, PROJECT_DIR, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth } from "./helpers.ts";
 import { startSmtpServer } from "./smtp.ts";
 
 cleanUpAfterFile();
@@ -43,14 +43,13 @@ test("the Caddyfile proxies the site of BETTER_AUTH_URL to every instance and hi
   expect(compose.services.proxy!.image).toStartWith("caddy:");
 });
 
-/** Builds the production bundle and starts it on a fresh, migrated database with `env` (plus database and port). */
+/** Builds the production bundle and starts it as the image does (`bun run --silent start`) on a fresh, migrated database with `env` (plus database and port). */
 async function startBundle(label: string, env: (port: number) => Record<string, string>) {
-  const build = spawnProject(["bun", "run", "build"], {});
-  expect(await build.exited(60_000)).toBe(0);
+  await buildBundle();
   const db = await createTestDatabase(label);
   await applyMigrations(db.sql);
   const port = freePort();
-  const server = spawnProject(["bun", "dist/index.js"], { DATABASE_URL: db.url, HOST: "127.0.0.1", PORT: String(port), ...env(port) });
+  const server = spawnProject(["bun", "run", "--silent", "start"], { DATABASE_URL: db.url, HOST: "127.0.0.1", PORT: String(port), ...env(port) });
   const url = `http://127.0.0.1:${port}`;
   await waitForHealth(url, server);
   const post = (path: string, body: unknown) =>
@@ -58,7 +57,7 @@ async function startBundle(label: string, env: (port: number) => Record<string, 
   return { server, url, post };
 }
 
-test("the production bundle (`bun run build`, what the image runs) starts on a migrated database and serves", async () => {
+test("the production entry (`bun run build`, then `bun run start`, as the image runs it) starts on a migrated database and serves", async () => {
   const { server, url, post } = await startBundle("bundle", () => ({
     NODE_ENV: "production",
     BETTER_AUTH_SECRET: generatedSecret,

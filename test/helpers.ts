@@ -2,7 +2,7 @@
 // real port, and Better Auth's own client with a cookie jar.
 import { afterAll, expect } from "bun:test";
 import type { Subprocess } from "bun";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
@@ -301,7 +301,11 @@ export function spawnProject(command: string[], env: Record<string, string>): Pr
   };
   const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
   onCleanup(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    if (child.exitCode === null && child.signalCode === null) {
+      // `bun run start` runs the server as a child of its own: that one must not outlive the test.
+      for (const pid of descendants(child.pid)) process.kill(pid, "SIGKILL");
+      child.kill("SIGKILL");
+    }
     await child.exited;
   });
   return {
@@ -321,6 +325,30 @@ export function spawnProject(command: string[], env: Record<string, string>): Pr
       }
     },
   };
+}
+
+/** The processes `pid` started, and theirs (Linux: /proc/<pid>/task/<tid>/children). */
+function descendants(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const listed = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (listed) children = children.concat(listed.split(" ").map(Number));
+    }
+  } catch {
+    return []; // already gone
+  }
+  return children.flatMap((child) => [...descendants(child), child]);
+}
+
+let bundle: Promise<void> | undefined;
+/** Builds the production bundle once per test run (`bun run build`: dist/, what `bun run start` and the image run). */
+export function buildBundle(): Promise<void> {
+  return (bundle ??= (async () => {
+    const build = spawnProject(["bun", "run", "build"], {});
+    const code = await build.exited(60_000);
+    if (code !== 0) throw new Error(`bun run build exited with ${code}:\n${build.output()}`);
+  })());
 }
 
 /** Polls `url`/health until it answers 200; fails early if the process exits. */

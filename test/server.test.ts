@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import packageJson from "../package.json" with { type: "json" };
 import { CLIENT_IP_HEADER } from "../src/auth.ts";
 import {
+  buildBundle,
   cleanUpAfterFile,
   createTestDatabase,
   freePort,
@@ -261,7 +262,8 @@ describe("the entry point", () => {
     expect(await accepts(port)).toBe(false);
   });
 
-  test("`bun run start` serves the same app (no watcher), reports the package version, and stops on SIGTERM with exit 0", async () => {
+  test("`bun run start` serves the same app from the production bundle, reports the package version, and stops on SIGTERM with exit 0", async () => {
+    await buildBundle();
     const { child, url, port } = await spawnServer(["bun", "run", "start"]);
     const health = (await (await fetch(`${url}/health`)).json()) as { status: string; version: string };
     expect(health).toMatchObject({ status: "ok", version: packageJson.version });
