@@ -2,46 +2,11 @@
 // middle of traffic, cut at a TCP proxy between the server and Postgres; and SIGTERM arrives while
 // requests are in flight. The server is its own process, so a crash would show as an exit.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { createServer, connect, type Server, type Socket } from "node:net";
-import { ADMIN_URL, cleanUpAfterFile, createTestDatabase, freePort, onCleanup, openRawPost, PASSWORD, SITE_ORIGIN, spawnServer, uniqueEmail } from "./helpers.ts";
+import { cleanUpAfterFile, createTestDatabase, openRawPost, PASSWORD, SITE_ORIGIN, spawnServer, uniqueEmail } from "./helpers.ts";
+import { postgresProxy } from "./postgres-proxy.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(120_000);
-
-/** A TCP proxy to Postgres that a test can cut (every connection dropped, the port closed) and restore. */
-async function startPostgresProxy() {
-  const target = new URL(ADMIN_URL);
-  const port = freePort();
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
-  };
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server = createServer((client) => {
-        const upstream = connect(Number(target.port || 5432), target.hostname);
-        track(client);
-        track(upstream);
-        client.pipe(upstream);
-        upstream.pipe(client);
-        client.on("close", () => upstream.destroy());
-        upstream.on("close", () => client.destroy());
-      });
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
-    });
-  const cut = () =>
-    new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      server?.close(() => resolve());
-    });
-  await listen();
-  onCleanup(cut);
-  return { port, cut, restore: listen };
-}
 
 type Answer = { email: string; status: number; code: string | null; ms: number };
 
@@ -60,10 +25,10 @@ const signUpOnce = async (url: string): Promise<Answer> => {
 describe("Postgres goes away mid-traffic", () => {
   test("requests answer 503 JSON quickly, /health reports degraded, the process lives, and it serves again once Postgres is back; every 200 sign-up exists", async () => {
     const db = await createTestDatabase("faults");
-    const proxy = await startPostgresProxy();
+    const proxy = postgresProxy();
     const proxied = new URL(db.url);
     proxied.hostname = "127.0.0.1";
-    proxied.port = String(proxy.port);
+    proxied.port = String(await proxy.start());
     const { child, url } = await spawnServer(
       ["bun", "src/index.ts"],
       { DATABASE_URL: proxied.toString(), RATE_LIMIT: "on", RATE_LIMIT_SIGN_UP: "100000/1m", LOG_LEVEL: "error" },
@@ -78,7 +43,7 @@ describe("Postgres goes away mid-traffic", () => {
 
     await Bun.sleep(1500);
     const beforeCut = answers.length;
-    await proxy.cut();
+    await proxy.stop();
     // /health reuses a success for a second at most; within a few seconds it must say degraded.
     const cutAt = performance.now();
     let health = await fetch(`${url}/health`);
@@ -89,7 +54,7 @@ describe("Postgres goes away mid-traffic", () => {
     const healthBody = (await health.json()) as { status: string; reason?: string };
     await Bun.sleep(1500);
     const duringCut = answers.length;
-    await proxy.restore();
+    await proxy.start();
 
     // Back without a restart: health answers 200 again and new sign-ups succeed.
     const restoredAt = performance.now();

@@ -1,7 +1,7 @@
 // GET /health: liveness plus database reachability, answering 503 with a reason within about a second
 // and a half when Postgres is refused, hangs or goes away; and the JSON 404 for unknown routes.
 import { describe, expect, test } from "bun:test";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { createApp, HEALTH_PROBE_REUSE_MS } from "../src/app.ts";
 import { createAuth } from "../src/auth.ts";
 import type { Config } from "../src/config.ts";
@@ -19,6 +19,7 @@ import {
   startTestServer,
   testConfig,
 } from "./helpers.ts";
+import { postgresProxy } from "./postgres-proxy.ts";
 
 cleanUpAfterFile();
 
@@ -50,50 +51,6 @@ function withPort(url: string, port: number, database?: string): string {
   target.port = String(port);
   if (database) target.pathname = `/${database}`;
   return target.toString();
-}
-
-/**
- * A TCP proxy to the test Postgres that can be cut and restored on the same port. With `silentFirst`
- * the first connection is accepted and never answered (a half-open network path).
- */
-function postgresProxy({ silentFirst = false } = {}) {
-  const upstream = new URL(ADMIN_URL);
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  let accepted = 0;
-  const start = () =>
-    new Promise<number>((resolve, reject) => {
-      server = createServer((client) => {
-        const first = accepted++ === 0;
-        if (silentFirst && first) {
-          sockets.add(client);
-          return;
-        }
-        const backend = connect(Number(upstream.port || 5432), upstream.hostname);
-        for (const socket of [client, backend]) {
-          sockets.add(socket);
-          socket.on("close", () => sockets.delete(socket));
-        }
-        client.on("error", () => backend.destroy());
-        backend.on("error", () => client.destroy());
-        client.pipe(backend).pipe(client);
-      });
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => {
-        port = (server!.address() as { port: number }).port;
-        resolve(port);
-      });
-    });
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      for (const socket of sockets) socket.destroy();
-      if (!server) return resolve();
-      server.close(() => resolve());
-      server = undefined;
-    });
-  onCleanup(stop);
-  return { start, stop, accepted: () => accepted };
 }
 
 describe("GET /health", () => {
