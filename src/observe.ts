@@ -48,7 +48,7 @@ export function createRouteResolver(templates: string[]): (pathname: string) => 
  */
 export interface InFlight {
   /** Runs `work`, counted until it settles. */
-  track<T>(work: () => Promise<T>): Promise<T>;
+  track<T>(work: () => T | Promise<T>): Promise<T>;
   readonly count: number;
   /** Resolves once nothing is counted. */
   settled(): Promise<void>;
@@ -96,7 +96,7 @@ export function observeRequests({ logger, metrics, routeOf, trustProxy, server, 
       const sent = request.headers.get(REQUEST_ID_HEADER);
       const requestId = sent && SAFE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
       const store: RequestContext = {};
-      let response = await inFlight.track(async () => context.run(store, () => handle(request)));
+      let response = await inFlight.track(() => context.run(store, () => handle(request)));
       const seconds = (performance.now() - started) / 1000;
       response = withHeader(response, REQUEST_ID_HEADER, requestId);
       const route = routeOf(pathOf(request.url));
