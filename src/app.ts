@@ -15,7 +15,7 @@ import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from "./metrics.ts";
-import { createInFlight, createRouteResolver, noteRequestUser, observeRequests, type InFlight } from "./observe.ts";
+import { createInFlight, createRouteResolver, observeRequests, type InFlight } from "./observe.ts";
 import { createSessionMemo, type SessionMemo } from "./session-memo.ts";
 import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
@@ -175,7 +175,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
 
   // The listening server exists only after listen(); the observer asks for it per request.
   const listening: { app?: { server: SocketInfo | null; fetch(request: Request): Response | Promise<Response> } } = {};
-  const observe = observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server, inFlight });
+  const observer = observeRequests({ logger, metrics, routeOf, trustProxy: config.trustProxy, server: () => listening.app?.server, inFlight });
 
   // On a listening server get-session is a plain Bun route too: a request that repeats one the fast
   // path answered from the cookie cache gets the kept answer (src/session-memo.ts), observed like any
@@ -183,12 +183,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   // through the app below. app.handle() (tests, in-process use) always takes the app.
   const getSessionRoute = async (request: Request): Promise<Response> => {
     const hit = databaseDown ? null : memo.lookup(request);
-    if (hit) {
-      return observe(() => {
-        noteRequestUser(hit.userId);
-        return hit.response();
-      })(request);
-    }
+    if (hit) return observer.answered(request, hit.userId, hit.response);
     const response = await listening.app!.fetch(request);
     const answer = (await fastPath)?.cachedAnswerFor(request);
     if (answer) memo.remember(request, response, answer);
@@ -196,7 +191,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   };
 
   const app = new Elysia({ serve: { routes: { "/health": { GET: health }, "/api/auth/get-session": { GET: getSessionRoute } } } })
-    .wrap(observe as never)
+    .wrap(observer.wrap as never)
     // First, so that answers given before any route (CORS preflights, 413s) carry them too.
     .onRequest(({ request, set }) => void Object.assign(set.headers, securityHeadersFor(new URL(request.url).pathname)))
     .use(

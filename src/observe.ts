@@ -87,36 +87,57 @@ export interface ObserverOptions {
 
 type Handler = (request: Request) => Response | Promise<Response>;
 
-/** An Elysia `wrap` that observes each request around `handle`. */
-export function observeRequests({ logger, metrics, routeOf, trustProxy, server, inFlight }: ObserverOptions) {
+export interface RequestObserver {
+  /** An Elysia `wrap` that observes each request around `handle`. */
+  wrap(handle: Handler): (request: Request) => Promise<Response>;
+  /**
+   * Observes a request answered at once (`respond`) for `userId`, with no handler to run (a kept answer,
+   * src/session-memo.ts): the same request id, metrics and log line, without the request context and
+   * the in-flight count a running handler needs.
+   */
+  answered(request: Request, userId: string, respond: () => Response): Response;
+}
+
+export function observeRequests({ logger, metrics, routeOf, trustProxy, server, inFlight }: ObserverOptions): RequestObserver {
   const infoEnabled = () => logger.level === "debug" || logger.level === "info";
-  return (handle: Handler) =>
-    async (request: Request): Promise<Response> => {
+  const requestIdOf = (request: Request) => {
+    const sent = request.headers.get(REQUEST_ID_HEADER);
+    return sent && SAFE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+  };
+  const finish = (request: Request, requestId: string, started: number, answer: Response, userId: string | null): Response => {
+    const seconds = (performance.now() - started) / 1000;
+    const response = withHeader(answer, REQUEST_ID_HEADER, requestId);
+    const route = routeOf(pathOf(request.url));
+    metrics.observeRequest(request.method, route, response.status, seconds);
+    if (infoEnabled()) {
+      const fields = {
+        requestId,
+        method: request.method,
+        route,
+        status: response.status,
+        durationMs: Math.round(seconds * 1e5) / 100,
+        ip: clientIp(request, server(), trustProxy),
+        userId,
+      };
+      // Load balancers and scrapers poll these every few seconds: their successes are debug lines.
+      const routine = (route === "/health" || route === "/metrics") && response.status < 400;
+      logger.request(response.status >= 500 ? "error" : routine ? "debug" : "info", fields);
+    }
+    return response;
+  };
+  return {
+    wrap: (handle) => async (request) => {
       const started = performance.now();
-      const sent = request.headers.get(REQUEST_ID_HEADER);
-      const requestId = sent && SAFE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+      const requestId = requestIdOf(request);
       const store: RequestContext = {};
-      let response = await inFlight.track(() => context.run(store, () => handle(request)));
-      const seconds = (performance.now() - started) / 1000;
-      response = withHeader(response, REQUEST_ID_HEADER, requestId);
-      const route = routeOf(pathOf(request.url));
-      metrics.observeRequest(request.method, route, response.status, seconds);
-      if (infoEnabled()) {
-        const fields = {
-          requestId,
-          method: request.method,
-          route,
-          status: response.status,
-          durationMs: Math.round(seconds * 1e5) / 100,
-          ip: clientIp(request, server(), trustProxy),
-          userId: store.userId ?? null,
-        };
-        // Load balancers and scrapers poll these every few seconds: their successes are debug lines.
-        const routine = (route === "/health" || route === "/metrics") && response.status < 400;
-        logger.request(response.status >= 500 ? "error" : routine ? "debug" : "info", fields);
-      }
-      return response;
-    };
+      const response = await inFlight.track(() => context.run(store, () => handle(request)));
+      return finish(request, requestId, started, response, store.userId ?? null);
+    },
+    answered: (request, userId, respond) => {
+      const started = performance.now();
+      return finish(request, requestIdOf(request), started, respond(), userId);
+    },
+  };
 }
 
 /** The path of an absolute URL, without parsing all of it (this runs on every request). */

@@ -3,6 +3,7 @@
 // request, and never past the cache cookie's or the session's end.
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../src/app.ts";
+import { createLogger } from "../src/log.ts";
 import { createSessionMemo, type SessionMemo } from "../src/session-memo.ts";
 import { cleanUpAfterFile, createTestApp, metricSample, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
 
@@ -55,8 +56,8 @@ describe("the memo", () => {
   });
 });
 
-/** The app listening on a free port with a memo that counts its hits. */
-async function listeningApp(env: Record<string, string> = {}) {
+/** The app listening on a free port with a memo that counts its hits; `logLines` collects its JSON log lines. */
+async function listeningApp(env: Record<string, string> = {}, logLines?: string[]) {
   const t = await createTestApp(env);
   const inner = createSessionMemo();
   let hits = 0;
@@ -71,7 +72,7 @@ async function listeningApp(env: Record<string, string> = {}) {
       return inner.size;
     },
   };
-  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: quietLogger, version: "test", sessionMemo: memo });
+  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: logLines ? createLogger("info", (line) => logLines.push(line), "json") : quietLogger, version: "test", sessionMemo: memo });
   app.listen({ port: 0, hostname: "127.0.0.1" });
   onCleanup(() => app.stop(true));
   const url = `http://127.0.0.1:${app.server!.port}`;
@@ -108,6 +109,26 @@ describe("over the socket", () => {
     await s.t.db.sql`delete from sessions where token = ${token}`;
     expect((((await (await s.get(both)).json()) as { session: { token: string } }).session.token)).toBe(token);
     expect(await (await s.get(cookie)).json()).toBeNull();
+  });
+
+  test("a kept answer writes the request line the app would: its request id, the route, the client IP and the user", async () => {
+    const lines: string[] = [];
+    const s = await listeningApp({}, lines);
+    const { cookie, userId } = await signUp(s.t);
+    const cache = (await s.get(cookie)).headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`))!.split(";")[0]!;
+    await (await s.get(`${cookie}; ${cache}`, { "x-request-id": "memo-log-app" })).text();
+    await (await s.get(`${cookie}; ${cache}`, { "x-request-id": "memo-log-kept" })).text();
+    expect(s.hits()).toBe(1);
+    const requestLine = (id: string) => {
+      const line = lines.map((text) => JSON.parse(text) as Record<string, unknown>).find((fields) => fields.requestId === id);
+      expect(line).toBeDefined();
+      const { time, durationMs, requestId, ...rest } = line!;
+      expect(typeof durationMs).toBe("number");
+      return rest;
+    };
+    const kept = requestLine("memo-log-kept");
+    expect(kept).toEqual({ level: "info", method: "GET", route: "/api/auth/get-session", status: 200, ip: "127.0.0.1", userId, msg: "request" });
+    expect(kept).toEqual(requestLine("memo-log-app"));
   });
 
   test("another origin, a changed cookie or a tampered cache cookie is never answered from another request's entry", async () => {
