@@ -66,9 +66,11 @@ export function createSessionMemo(maxEntries = SESSION_MEMO_ENTRIES): SessionMem
     remember(request, response, answer) {
       const key = keyOf(request);
       if (key === null || response.status !== 200 || Date.now() >= answer.validUntil) return;
-      const headers: [string, string][] = [];
+      // One Headers object, copied into each replay by the Response constructor: a third of the cost of
+      // building the headers from a list on every replay (bench/RESULTS.md).
+      const headers = new Headers();
       response.headers.forEach((value, name) => {
-        if (!PER_REQUEST_HEADERS.has(name)) headers.push([name, value]);
+        if (!PER_REQUEST_HEADERS.has(name)) headers.append(name, value);
       });
       entries.delete(key);
       const { body, validUntil, userId } = answer;

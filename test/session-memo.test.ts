@@ -26,6 +26,9 @@ describe("the memo", () => {
     expect(await replay.text()).toBe('{"session":{},"user":{}}');
     expect(replay.headers.get("cache-control")).toBe("no-store");
     expect(replay.headers.has("x-request-id")).toBe(false);
+    // A header set on one replay (the observer's request id) is not kept for the next.
+    replay.headers.set("x-request-id", "first");
+    expect(hit.response().headers.has("x-request-id")).toBe(false);
     expect(memo.lookup(request({ cookie: "a=1" }))).toBeNull(); // no Origin
     expect(memo.lookup(request({ cookie: "a=1", origin: "https://other.test" }))).toBeNull();
     expect(memo.lookup(request({ cookie: "a=1; b=2", origin: SITE_ORIGIN }))).toBeNull();
