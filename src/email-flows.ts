@@ -244,7 +244,9 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
   /** Refuses deletion by a stale session without the password (ASVS 3.7.1: re-authenticate first). */
   async function requireFreshSessionToDelete(ctx: HookContext) {
     const body = (ctx.body ?? {}) as Record<string, unknown>;
-    if (body.password !== undefined || body.token !== undefined) return;
+    // Read as Better Auth's delete-user reads them (`if (ctx.body.password)`): "" is no password there,
+    // so it is none here. A non-string is refused by its body schema.
+    if (body.password || body.token) return;
     const freshAge = ctx.context.sessionConfig.freshAge;
     if (freshAge === 0) return;
     const session = await getSessionFromCtx(ctx);
