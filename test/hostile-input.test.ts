@@ -355,16 +355,33 @@ describe("crafted cookies, return addresses and headers (properties)", async () 
     );
   });
 
+  test("any callbackURL in a body that mails a link (reset, verification, magic link, sign-in) answers without a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("/api/auth/request-password-reset", "/api/auth/send-verification-email", "/api/auth/sign-in/magic-link", "/api/auth/sign-in/email"),
+        returnAddress,
+        fc.constantFrom("callbackURL", "redirectTo", "errorCallbackURL", "newUserCallbackURL"),
+        async (path, address, name) => {
+          const value = typeof address === "string" ? address : decodeURIComponent(address.raw.replace(/%[89A-F][0-9A-F]/g, ""));
+          const json = { email: member.email, password: "not the password", [name]: value };
+          const response = await mailed.request(path, { method: "POST", json });
+          await expectHandled(response, { path, name, value });
+        },
+      ),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  });
+
   // Header values a client can send (a Headers object refuses CR, LF and NUL).
   const headerValue = fc.oneof(
     fc.string({ unit: "grapheme-ascii", maxLength: 60 }),
     fc.constantFrom("Bearer ", "Bearer %", "Bearer a.%C3", "Bearer .", "null", "http://[", "Basic =", `Bearer ${"x".repeat(4000)}`),
   );
 
-  test("any Authorization, Origin or Cookie header on session endpoints answers without a 5xx", async () => {
+  test("any Authorization, Origin, Cookie, X-Request-Id, X-Forwarded-For, Accept, Content-Type or User-Agent header on session endpoints answers without a 5xx", async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom("authorization", "origin", "cookie"),
+        fc.constantFrom("authorization", "origin", "cookie", "x-request-id", "x-forwarded-for", "accept", "content-type", "user-agent"),
         headerValue,
         fc.constantFrom(["GET", "/api/auth/get-session"], ["GET", "/api/auth/token"], ["POST", "/api/auth/sign-out"], ["POST", "/api/auth/update-user"]),
         async (header, value, [method, path]) => {
