@@ -137,11 +137,11 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   const resign = (request: Request) => keyring?.resign(request) ?? request;
 
   const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
+    const request = await guardAuthRequest(resign(received));
+    if (request instanceof Response) return request;
     // A path that is no auth route is answered here: Better Auth would count it in the rate limiter
     // first, one `rate_limits` row per path anyone makes up.
     if (routeOf(new URL(received.url).pathname) === UNMATCHED_ROUTE) return errorResponse(404, "NOT_FOUND", "no such route");
-    const request = await guardAuthRequest(resign(received));
-    if (request instanceof Response) return request;
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
