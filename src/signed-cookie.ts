@@ -20,7 +20,7 @@ export function splitSignedValue(signed: string): { value: string; signature: st
 }
 
 /**
- * Whether `secret` signed `value` with `signature`, in constant time (ASVS 11.2.x). Compares bytes,
+ * Whether `secret` signed `value` with `signature`, in constant time (ASVS 6.2.x). Compares bytes,
  * not characters: a signature of the right length in characters but not in bytes (multi-byte
  * characters) is simply false.
  */
