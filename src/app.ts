@@ -15,7 +15,7 @@ import { normaliseLinkResponse } from "./link-errors.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from "./metrics.ts";
-import { createInFlight, createRouteResolver, observeRequests, type InFlight } from "./observe.ts";
+import { createInFlight, createRouteResolver, observeRequests, UNMATCHED_ROUTE, type InFlight } from "./observe.ts";
 import { createSessionMemo, type SessionMemo } from "./session-memo.ts";
 import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
@@ -139,6 +139,9 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
     const request = await guardAuthRequest(resign(received));
     if (request instanceof Response) return request;
+    // A path that is no auth route is answered here: Better Auth would count it in the rate limiter
+    // first, one `rate_limits` row per path anyone makes up.
+    if (routeOf(new URL(received.url).pathname) === UNMATCHED_ROUTE) return errorResponse(404, "NOT_FOUND", "no such route");
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);

@@ -4,17 +4,7 @@
 // version, or the pre-rotation BETTER_AUTH_SECRET) is re-signed with the current one; Better Auth then
 // accepts it and, when the session next slides, sets a cookie signed with the current secret.
 // ASVS 6.4.1 / 6.4.2 (key management: keys can be rotated without downtime).
-import { createHmac, timingSafeEqual } from "node:crypto";
-
-const SIGNATURE_LENGTH = 44; // base64 of a SHA-256 HMAC
-
-const sign = (secret: string, value: string) => createHmac("sha256", secret).update(value).digest("base64");
-
-function signedBy(secret: string, value: string, signature: string): boolean {
-  const expected = Buffer.from(sign(secret, value));
-  const given = Buffer.from(signature);
-  return expected.length === given.length && timingSafeEqual(expected, given);
-}
+import { cookieSignature, isSignedBy, splitSignedValue } from "./signed-cookie.ts";
 
 export interface CookieKeyring {
   /** The request itself, or a copy whose cookies signed by a previous secret carry the current signature. */
@@ -34,14 +24,10 @@ export function createCookieKeyring(current: string, previous: string[]): Cookie
     } catch {
       return null;
     }
-    const dot = value.lastIndexOf(".");
-    if (dot < 1) return null;
-    const payload = value.slice(0, dot);
-    const signature = value.slice(dot + 1);
-    if (signature.length !== SIGNATURE_LENGTH || !signature.endsWith("=")) return null;
-    if (signedBy(current, payload, signature)) return null;
-    if (!older.some((secret) => signedBy(secret, payload, signature))) return null;
-    return encodeURIComponent(`${payload}.${sign(current, payload)}`);
+    const signed = splitSignedValue(value);
+    if (!signed || isSignedBy(current, signed.value, signed.signature)) return null;
+    if (!older.some((secret) => isSignedBy(secret, signed.value, signed.signature))) return null;
+    return encodeURIComponent(`${signed.value}.${cookieSignature(current, signed.value)}`);
   }
 
   return {

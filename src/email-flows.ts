@@ -92,7 +92,6 @@ async function sha256Hex(value: string): Promise<string> {
 export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDependencies) {
   const mail = config.mail;
   const on = (flow: Parameters<typeof mail.flows.has>[0]) => mail.flows.has(flow);
-  const secretKey = new TextEncoder().encode(config.secret);
 
   /** The link with the site as its return address when the request named none (Better Auth puts "/"). */
   const returningToSite = (link: string, path = "") => {
@@ -224,7 +223,9 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
     let expiresAt: Date;
     let subject: string;
     try {
-      const { payload } = await jwtVerify(token, secretKey, { algorithms: ["HS256"] });
+      // The key Better Auth signs and verifies these links with (its current secret, also under
+      // BETTER_AUTH_SECRETS): a link it accepts is always spent here first.
+      const { payload } = await jwtVerify(token, new TextEncoder().encode(ctx.context.secret), { algorithms: ["HS256"] });
       expiresAt = new Date((payload.exp ?? 0) * 1000);
       subject = String(payload.email ?? "");
     } catch {
@@ -244,7 +245,9 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
   /** Refuses deletion by a stale session without the password (ASVS 3.7.1: re-authenticate first). */
   async function requireFreshSessionToDelete(ctx: HookContext) {
     const body = (ctx.body ?? {}) as Record<string, unknown>;
-    if (body.password !== undefined || body.token !== undefined) return;
+    // Read as Better Auth's delete-user reads them (`if (ctx.body.password)`): "" is no password there,
+    // so it is none here. A non-string is refused by its body schema.
+    if (body.password || body.token) return;
     const freshAge = ctx.context.sessionConfig.freshAge;
     if (freshAge === 0) return;
     const session = await getSessionFromCtx(ctx);

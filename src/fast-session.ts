@@ -18,6 +18,7 @@ import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
 import { noteRequestUser } from "./observe.ts";
 import type { CachedSessionAnswer } from "./session-memo.ts";
+import { isSignedBy, splitSignedValue } from "./signed-cookie.ts";
 
 export interface SessionFastPath {
   /** The get-session answer, or null when Better Auth must answer. */
@@ -103,14 +104,8 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
     if (!sessionDataAllowed) for (const name of jar.keys()) if (name.startsWith(cookies.sessionData.name)) return null;
     const value = jar.get(cookies.sessionToken.name);
     if (!value) return null;
-    // Signed cookie: token "." base64(HMAC-SHA256(secret, token)), as better-call verifies it.
-    const dot = value.lastIndexOf(".");
-    if (dot < 1) return null;
-    const token = value.slice(0, dot);
-    const signature = value.slice(dot + 1);
-    if (signature.length !== 44 || !signature.endsWith("=")) return null;
-    const expected = createHmac("sha256", secret).update(token).digest("base64");
-    return timingSafeEqual(Buffer.from(signature), Buffer.from(expected)) ? { token, jar } : null;
+    const signed = splitSignedValue(value);
+    return signed && isSignedBy(secret, signed.value, signed.signature) ? { token: signed.value, jar } : null;
   }
 
   /** The live session and its user, as Better Auth's get-session returns them, or null. */

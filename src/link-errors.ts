@@ -35,8 +35,9 @@ export function normaliseLinkResponse(request: Request, response: Response, conf
   for (const name of returnParams) {
     const value = url.searchParams.get(name);
     if (!value) continue;
-    const target = new URL(value, config.baseUrl);
-    returnTo = target.origin === config.baseUrl || config.corsOrigins.includes(target.origin) ? target : null;
+    // A return address that is not a URL at all (`http://[`) is as untrusted as a foreign one.
+    const target = URL.parse(value, config.baseUrl);
+    returnTo = target && (target.origin === config.baseUrl || config.corsOrigins.includes(target.origin)) ? target : null;
     break;
   }
 
@@ -50,7 +51,7 @@ export function normaliseLinkResponse(request: Request, response: Response, conf
 
   const location = response.headers.get("location");
   if (response.status === 302 && location) {
-    const error = new URL(location, config.baseUrl).searchParams.get("error");
+    const error = URL.parse(location, config.baseUrl)?.searchParams.get("error");
     if (!error) return response; // success
     const code = error.toUpperCase();
     if (!returnTo) return errorResponse(jsonStatus, code, MESSAGES[code] ?? "This link cannot be used.");

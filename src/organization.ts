@@ -145,9 +145,11 @@ export function invitationRoleGuard(sql: Sql): BetterAuthPlugin {
             if (!wanted.some((role) => MANAGING_ROLES.has(role.trim()))) return;
             const session = await getSessionFromCtx(ctx).catch(() => null);
             if (!session) return; // Better Auth answers 401
-            const organizationId =
-              typeof body.organizationId === "string" ? body.organizationId : (session.session as { activeOrganizationId?: string | null }).activeOrganizationId;
-            if (!organizationId) return;
+            // Read as Better Auth's invite-member reads it: `organizationId || activeOrganizationId`, so
+            // "" (and null) mean the active organization there and here.
+            const organizationId = body.organizationId || (session.session as { activeOrganizationId?: string | null }).activeOrganizationId;
+            if (!organizationId) return; // Better Auth answers 400 ORGANIZATION_NOT_FOUND
+            if (typeof organizationId !== "string") return; // Better Auth's body schema answers 400
             const [member] = await sql<{ role: string }[]>`
               select role from members where organization_id = ${organizationId} and user_id = ${session.user.id}`;
             if (!member) return; // not a member: Better Auth answers

@@ -40,6 +40,25 @@ export const MAIL_PATHS = [
   "/email-otp/*",
 ];
 
+/**
+ * The auth routes with a path parameter. Better Auth keys a counter on `ip|path`, so every token in
+ * /reset-password/<token> would write a counter row of its own (unbounded writes for anyone): these
+ * count once per route instead. test/rate-limit.test.ts checks that the list names every such route.
+ */
+export const PARAMETERISED_ROUTES = ["/reset-password/:token", "/callback/:id"];
+const parameterisedRoutes = PARAMETERISED_ROUTES.map((template) => ({
+  template,
+  prefix: template.slice(0, template.lastIndexOf("/") + 1),
+}));
+
+/** Better Auth's counter key `ip|path` with a parameterised path replaced by its route template. */
+export function counterKey(key: string): string {
+  const bar = key.indexOf("|"); // an IP address holds no "|"
+  const path = key.slice(bar + 1);
+  const route = parameterisedRoutes.find(({ prefix }) => path.startsWith(prefix) && !path.slice(prefix.length).includes("/"));
+  return route ? `${key.slice(0, bar + 1)}${route.template}` : key;
+}
+
 /** Better Auth's rate-limit options for `config`; rules match in this order, the first one wins. */
 export function rateLimitOptions(config: Pick<Config, "rateLimit" | "rateLimitRules">, store: BetterAuthRateLimitStorage): BetterAuthRateLimitOptions {
   const rule = ({ max, windowSeconds }: RateLimitRule) => ({ max, window: windowSeconds });
@@ -48,7 +67,7 @@ export function rateLimitOptions(config: Pick<Config, "rateLimit" | "rateLimitRu
     enabled: config.rateLimit,
     window: other.windowSeconds,
     max: other.max,
-    customStorage: store,
+    customStorage: { consume: (key, rule) => store.consume(counterKey(key), rule) },
     customRules: {
       ...Object.fromEntries(MAIL_PATHS.map((path) => [path, rule(mail)])),
       "/sign-in/*": rule(signIn),

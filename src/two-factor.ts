@@ -128,9 +128,13 @@ export function twoFactorRules(sql: Sql): BetterAuthPlugin {
 
 type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
-/** The user a TOTP code is for: the signed-in user, or the one half-way through a two-factor sign-in. */
+/**
+ * The user a TOTP code is for: the signed-in user, or the one half-way through a two-factor sign-in.
+ * Read as the plugin reads it (verifyTwoFactor: the session row, never the cookie cache), so a cached
+ * copy of a revoked session cannot point the guard at another user than the one the plugin verifies.
+ */
 async function challengedUserId(ctx: HookContext): Promise<string | null> {
-  const session = await getSessionFromCtx(ctx).catch(() => null);
+  const session = await getSessionFromCtx(ctx, { disableCookieCache: true }).catch(() => null);
   if (session) return session.user.id;
   const cookie = ctx.context.createAuthCookie(TWO_FACTOR_COOKIE);
   const identifier = await ctx.getSignedCookie(cookie.name, ctx.context.secret);

@@ -88,6 +88,35 @@ describe("delete-user", () => {
     expect(t.smtp.mailsTo(email)).toHaveLength(2);
   });
 
+  test("a stale session with an empty, null, blank or mistyped password or token is refused: no mail, no token", async () => {
+    const { email, userId, cookie } = await member();
+    await t.db.sql`update sessions set created_at = now() - interval '2 days' where user_id = ${userId}`;
+    const tokens = await deleteTokens();
+    // Better Auth reads `password` and `token` by truthiness: "" is no password and no token.
+    const bodies: Record<string, unknown>[] = [
+      { password: "" },
+      { token: "" },
+      { password: "", token: "" },
+      { password: null },
+      { token: null },
+      { password: " " },
+      { token: " " },
+      { password: 0 },
+      { password: [] },
+      { token: [PASSWORD] },
+    ];
+    for (const body of bodies) {
+      const refused = await deleteUser(cookie, body);
+      expect({ body, refused: refused.status >= 400 && refused.status < 500 }).toEqual({ body, refused: true });
+      expect(await refused.json()).toHaveProperty("code");
+    }
+    expect((await deleteUser(cookie, { password: "" })).status).toBe(403);
+    await Bun.sleep(300);
+    expect(t.smtp.mailsTo(email)).toHaveLength(1); // the sign-up verification mail only
+    expect(await deleteTokens()).toBe(tokens);
+    expect((await rowsOf(userId)).users).toBe(1);
+  });
+
   test("a wrong password answers 400 INVALID_PASSWORD with no mail and no token", async () => {
     const { email, cookie } = await member();
     const tokens = await deleteTokens();

@@ -2,13 +2,15 @@
 // the used and expired link, the resend endpoint, and REQUIRE_EMAIL_VERIFICATION: sign-in before
 // verification answers 403 EMAIL_NOT_VERIFIED and resends the mail at most once a minute.
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
-import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, uniqueEmail, type TestApp } from "./helpers.ts";
+import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, TEST_SECRET, uniqueEmail, type TestApp } from "./helpers.ts";
 import { createMailTestApp, linkIn, type TestSmtpServer } from "./smtp.ts";
 
 cleanUpAfterFile();
 
 const t = await createMailTestApp();
 const strict = await createMailTestApp({ REQUIRE_EMAIL_VERIFICATION: "on" });
+// During a secret rotation: version 2 signs, version 1 and BETTER_AUTH_SECRET are still accepted.
+const rotating = await createMailTestApp({ BETTER_AUTH_SECRETS: `2:rotated-secret-Hq3ZmW8pL2vT6xK9nB4yR7jD1fG5sA0c,1:${TEST_SECRET}` });
 
 afterEach(() => setSystemTime());
 
@@ -76,6 +78,20 @@ describe("the verification mail", () => {
     expect(json.status).toBe(401);
     expect(await json.json()).toMatchObject({ code: "INVALID_TOKEN" });
     expect(await sessionCount(t, userId)).toBe(sessions);
+  });
+
+  test("during a secret rotation (BETTER_AUTH_SECRETS) a link still verifies once and only once", async () => {
+    const { email, mail } = await signUpAndReceive(rotating);
+    const link = linkIn(mail);
+    expect((await rotating.request(link, { redirect: "manual" })).headers.get("location")).toBe(SITE_ORIGIN);
+    const userId = (await userRow(rotating, email))!.id;
+    expect((await userRow(rotating, email))!.email_verified).toBe(true);
+    const sessions = await sessionCount(rotating, userId);
+
+    const again = await rotating.request(link, { redirect: "manual" });
+    expect(again.headers.get("location")).toBe(`${SITE_ORIGIN}/?error=INVALID_TOKEN`);
+    expect(again.headers.getSetCookie()).toEqual([]);
+    expect(await sessionCount(rotating, userId)).toBe(sessions);
   });
 
   test("an expired link (the clock moved past its hour) answers TOKEN_EXPIRED and leaves the address unverified", async () => {

@@ -65,6 +65,10 @@ const INJECTIONS = [
   "\uFFFF\uFFFE",
   "\uD800",
   "😀".repeat(50),
+  // Return addresses that are not URLs (a callbackURL of these answered 500).
+  "http://[",
+  "http://%5B",
+  "//[::1",
 ];
 
 const hostileString = fc.oneof(
@@ -133,12 +137,21 @@ interface FuzzRequest {
   authorization: string | null;
 }
 
+/**
+ * A session cookie of the signed shape better-call checks (`value.` + 44 characters ending in "="), its
+ * characters anything, percent-encoded byte by byte: multi-byte signatures once answered 500.
+ */
+const signedShapeCookie = fc
+  .tuple(fc.string({ maxLength: 40 }), fc.string({ unit: "grapheme", minLength: 43, maxLength: 43 }))
+  .map(([token, signature]) => [...new TextEncoder().encode(`${token}.${signature}=`)].map((byte) => `%${byte.toString(16).padStart(2, "0")}`).join(""))
+  .map((value) => `better-auth.session_token=${value}`);
+
 const request: fc.Arbitrary<FuzzRequest> = fc.record({
   endpoint: fc.constantFrom(...ENDPOINTS),
   query: queryString,
   contentType,
   body,
-  cookie: fc.oneof(fc.constantFrom("valid", "none"), hostileString.map((value) => `better-auth.session_token=${value}`), hostileString),
+  cookie: fc.oneof(fc.constantFrom("valid", "none"), hostileString.map((value) => `better-auth.session_token=${value}`), signedShapeCookie, hostileString),
   origin: fc.oneof(fc.constant(SITE_ORIGIN), fc.constant(null), fc.constantFrom("null", "http://evil.example", "http://localhost:3000.evil.example")),
   authorization: fc.oneof(fc.constant(null), hostileString.map((value) => `Bearer ${value}`)),
 });

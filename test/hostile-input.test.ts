@@ -3,8 +3,10 @@
 // metacharacters, bytes that are not UTF-8), the answer is a 4xx JSON error with a code or message,
 // never a 5xx, and no row is written or changed (OWASP ASVS 5.1.3 / 5.1.4 input validation, 13.1.x).
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { MAX_BODY_BYTES } from "../src/app.ts";
-import { countIdentityRows, createTestApp, PASSWORD, SITE_ORIGIN, signUp, startTestServer, uniqueEmail } from "./helpers.ts";
+import { countIdentityRows, createTestApp, PASSWORD, SITE_ORIGIN, signUp, startTestServer, TEST_SECRET, uniqueEmail } from "./helpers.ts";
+import { createMailTestApp } from "./smtp.ts";
 
 const t = await createTestApp();
 const victim = await signUp(t, { name: "Victim", email: uniqueEmail("victim") });
@@ -283,4 +285,111 @@ describe("unknown routes", () => {
       expect(((await response.json()) as { code: string }).code).toBe("NOT_FOUND");
     });
   }
+});
+
+// Input this server parses itself, not through Better Auth's body schemas: the signed session cookie
+// (the fast path and the rotation keyring check its HMAC), the return addresses of mailed links, and
+// the headers every request carries. Properties over generated values, with the shapes that once
+// answered 500 (a signature of the right length in characters but not in bytes; `http://[`).
+describe("crafted cookies, return addresses and headers (properties)", async () => {
+  // Mail on, so every link endpoint exists; a rotation in progress, so the cookie keyring runs too.
+  const mailed = await createMailTestApp({ BETTER_AUTH_SECRETS: `2:rotated-secret-Hq3ZmW8pL2vT6xK9nB4yR7jD1fG5sA0c,1:${TEST_SECRET}` });
+  const member = await signUp(mailed);
+  const sessionCookieName = member.cookie.slice(0, member.cookie.indexOf("="));
+  const RUNS = 200;
+  const SEED = 20261204;
+
+  /** Percent-encodes every byte: any byte sequence, also one that is not UTF-8, as a cookie or query value. */
+  const percentEncoded = (bytes: Uint8Array) => [...bytes].map((byte) => `%${byte.toString(16).padStart(2, "0").toUpperCase()}`).join("");
+  const utf8 = (text: string) => new TextEncoder().encode(text);
+
+  /** Never a 5xx; an error is JSON with a code or message; a redirect goes somewhere that parses. */
+  async function expectHandled(response: Response, label: unknown) {
+    expect({ label, status: response.status < 500 }).toEqual({ label, status: true });
+    if (response.status >= 300 && response.status < 400) {
+      expect(URL.canParse(response.headers.get("location") ?? "", mailed.config.baseUrl)).toBe(true);
+      return;
+    }
+    expect(response.headers.get("content-type") ?? "").toContain("application/json");
+    const body = (await response.json()) as { code?: unknown; message?: unknown } | null;
+    if (response.status >= 400) expect(typeof body?.code === "string" || typeof body?.message === "string").toBe(true);
+  }
+
+  // A signature of 44 characters ending in "=", as better-call requires, made of any characters.
+  const signature = fc.string({ unit: "grapheme", minLength: 43, maxLength: 43 }).map((text) => `${text}=`);
+  const tokenPart = fc.oneof(fc.constant(member.cookie.slice(sessionCookieName.length + 1).split(".")[0]!), fc.string({ maxLength: 40 }));
+  const cookieValue = fc.oneof(
+    fc.tuple(tokenPart, signature).map(([token, sig]) => percentEncoded(utf8(`${token}.${sig}`))),
+    fc.tuple(tokenPart, signature).map(([token, sig]) => `${encodeURIComponent(token)}.${encodeURIComponent(sig)}`),
+    fc.uint8Array({ maxLength: 80 }).map(percentEncoded),
+    fc.constant(`abc.%C3%A9${"A".repeat(42)}%3D`),
+  );
+
+  test("a session cookie with any signature (multi-byte, not UTF-8, wrong length) answers get-session, token, list-sessions and sign-out without a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(cookieValue, fc.constantFrom(["GET", "/api/auth/get-session"], ["GET", "/api/auth/token"], ["GET", "/api/auth/list-sessions"], ["POST", "/api/auth/sign-out"]), async (value, [method, path]) => {
+        const response = await mailed.request(path!, { method, headers: { cookie: `${sessionCookieName}=${value}` }, ...(method === "POST" ? { json: {} } : {}) });
+        await expectHandled(response, { path, value });
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+    expect((await (await mailed.request("/api/auth/get-session", { headers: { cookie: member.cookie } })).json()) as unknown).not.toBeNull();
+  });
+
+  const returnAddress = fc.oneof(
+    fc.constantFrom("http://[", "http://%5B", "//[::1", "http://[::1", "https://a b", "http://:0", "http://%", "%E0%A4%A", "\\\\evil", "javascript:alert(1)"),
+    fc.webUrl().map((url) => url.replace("//", "//[")),
+    fc.string({ unit: "grapheme", maxLength: 30 }),
+    fc.uint8Array({ maxLength: 30 }).map((bytes) => ({ raw: percentEncoded(bytes) })),
+  );
+  const linkEndpoint = fc.constantFrom("/api/auth/verify-email", "/api/auth/magic-link/verify", "/api/auth/reset-password/x", "/api/auth/delete-user/callback");
+
+  test("a link opened with any callbackURL or errorCallbackURL (`http://[` and other non-URLs) answers a 4xx JSON or a redirect that parses, never a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(linkEndpoint, returnAddress, fc.constantFrom("callbackURL", "errorCallbackURL"), async (path, address, name) => {
+        const value = typeof address === "string" ? encodeURIComponent(address) : address.raw;
+        const response = await mailed.request(`${path}?token=x&${name}=${value}`, { redirect: "manual" });
+        await expectHandled(response, { path, name, value });
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  });
+
+  test("any callbackURL in a body that mails a link (reset, verification, magic link, sign-in) answers without a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("/api/auth/request-password-reset", "/api/auth/send-verification-email", "/api/auth/sign-in/magic-link", "/api/auth/sign-in/email"),
+        returnAddress,
+        fc.constantFrom("callbackURL", "redirectTo", "errorCallbackURL", "newUserCallbackURL"),
+        async (path, address, name) => {
+          const value = typeof address === "string" ? address : decodeURIComponent(address.raw.replace(/%[89A-F][0-9A-F]/g, ""));
+          const json = { email: member.email, password: "not the password", [name]: value };
+          const response = await mailed.request(path, { method: "POST", json });
+          await expectHandled(response, { path, name, value });
+        },
+      ),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  });
+
+  // Header values a client can send (a Headers object refuses CR, LF and NUL).
+  const headerValue = fc.oneof(
+    fc.string({ unit: "grapheme-ascii", maxLength: 60 }),
+    fc.constantFrom("Bearer ", "Bearer %", "Bearer a.%C3", "Bearer .", "null", "http://[", "Basic =", `Bearer ${"x".repeat(4000)}`),
+  );
+
+  test("any Authorization, Origin, Cookie, X-Request-Id, X-Forwarded-For, Accept, Content-Type or User-Agent header on session endpoints answers without a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom("authorization", "origin", "cookie", "x-request-id", "x-forwarded-for", "accept", "content-type", "user-agent"),
+        headerValue,
+        fc.constantFrom(["GET", "/api/auth/get-session"], ["GET", "/api/auth/token"], ["POST", "/api/auth/sign-out"], ["POST", "/api/auth/update-user"]),
+        async (header, value, [method, path]) => {
+          const response = await mailed.request(path!, { method, headers: { [header]: value }, ...(method === "POST" ? { json: { name: "x" } } : {}) });
+          await expectHandled(response, { header, value, path });
+        },
+      ),
+      { numRuns: RUNS, seed: SEED, endOnFailure: true },
+    );
+  });
 });

@@ -143,6 +143,38 @@ describe("course roles and permissions", () => {
     expect((await t.db.sql`select count(*)::int as count from members where organization_id = ${school.id}`)[0]!.count).toBe(4);
   });
 
+  test("an instructor cannot invite an admin or owner with any shape of organizationId: \"\", null, missing, whitespace, a number, an array or the real id", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const teacher = await signedUp("Instructor");
+    await invite(owner, school.id, teacher, "instructor"); // accepting makes the school the teacher's active organization
+    // DESIGN.md: the guard reads organizationId as Better Auth does (`organizationId || activeOrganizationId`).
+    const shapes: Array<[string, Record<string, unknown>]> = [
+      ["empty string", { organizationId: "" }],
+      ["null", { organizationId: null }],
+      ["missing", {}],
+      ["whitespace", { organizationId: " " }],
+      ["a number", { organizationId: 0 }],
+      ["an array", { organizationId: [school.id] }],
+      ["the real id", { organizationId: school.id }],
+    ];
+    const roles: unknown[] = ["admin", "owner", " admin ", "student,admin", ["admin"], ["student", "owner"]];
+    for (const [shape, organizationId] of shapes) {
+      for (const role of roles) {
+        const email = uniqueEmail("crony");
+        const { error } = await teacher.client.organization.inviteMember({ email, role: role as "admin", ...organizationId } as never);
+        const status = error?.status ?? 200;
+        const [written] = await t.db.sql`select 1 from invitations where email = ${email}`;
+        expect({ shape, role, refused: status >= 400 && status < 500, written }).toEqual({ shape, role, refused: true, written: undefined });
+      }
+    }
+    // The real id, "" and missing all name the school here: Better Auth's role check answers for each.
+    for (const organizationId of [{ organizationId: "" }, {}, { organizationId: school.id }]) {
+      const { error } = await teacher.client.organization.inviteMember({ email: uniqueEmail("crony"), role: "admin", ...organizationId });
+      expect(error?.code).toBe("ROLE_NOT_ALLOWED");
+    }
+  });
+
   test("admins and owners may do everything; an admin invites admins and removes members", async () => {
     const owner = await signedUp("Owner");
     const school = await createSchool(owner);

@@ -3,7 +3,7 @@
 // counters that expire (Postgres rows are pruned; Redis keys always carry a TTL).
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { RedisClient } from "bun";
-import { createPostgresRateLimitStore, createRedisRateLimitStore, type RateLimitStore } from "../src/rate-limit.ts";
+import { createPostgresRateLimitStore, createRedisRateLimitStore, PARAMETERISED_ROUTES, type RateLimitStore } from "../src/rate-limit.ts";
 import { cleanUpAfterFile, createSecondInstance, createTestApp, onCleanup, uniqueEmail, type TestApp } from "./helpers.ts";
 
 cleanUpAfterFile();
@@ -78,6 +78,44 @@ describe("default budgets per client IP (ASVS 2.2.1)", () => {
   test("RATE_LIMIT=off turns the limits off", async () => {
     const t = await createTestApp({ TRUST_PROXY: "on", RATE_LIMIT: "off" });
     expect(await statuses(8, () => signIn(t.request, "203.0.113.7"))).not.toContain(429);
+  });
+});
+
+describe("counters are bounded by the routes, not by the paths anyone makes up", () => {
+  const rows = async (t: TestApp, like: string) =>
+    (await t.db.sql<{ n: number }[]>`select count(*)::int as n from rate_limits where key like ${like}`)[0]!.n;
+
+  test("200 distinct unknown /api/auth paths answer 404 JSON NOT_FOUND and write no rate_limits row", async () => {
+    const t = await createTestApp(LIMITED);
+    const before = await rows(t, "%");
+    for (let i = 0; i < 200; i++) {
+      const path = i % 2 ? `/api/auth/no-such-route-${i}` : `/api/auth/sign-in/email/${i}`;
+      const response = await t.request(path, { method: i % 4 < 2 ? "GET" : "POST", headers: { "x-forwarded-for": "203.0.113.70" }, ...(i % 4 < 2 ? {} : { json: {} }) });
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { code: string }).code).toBe("NOT_FOUND");
+    }
+    expect(await rows(t, "%")).toBe(before);
+    // A known route is still counted.
+    await signIn(t.request, "203.0.113.70");
+    expect(await rows(t, "203.0.113.70|%")).toBe(1);
+  });
+
+  test("200 distinct reset-password tokens and callback ids count in one row per route", async () => {
+    const t = await createTestApp(LIMITED);
+    for (let i = 0; i < 100; i++) {
+      expect((await t.request(`/api/auth/reset-password/token-${i}`, { headers: { "x-forwarded-for": "203.0.113.71" }, redirect: "manual" })).status).toBeLessThan(500);
+      expect((await t.request(`/api/auth/callback/provider-${i}`, { headers: { "x-forwarded-for": "203.0.113.71" }, redirect: "manual" })).status).toBeLessThan(500);
+    }
+    const keys = (await t.db.sql<{ key: string }[]>`select key from rate_limits where key like '203.0.113.71|%' order by key`).map((row) => row.key);
+    expect(keys).toEqual(["203.0.113.71|/callback/:id", "203.0.113.71|/reset-password/:token"]);
+  });
+
+  test("every auth route with a path parameter is one the counters collapse", async () => {
+    const t = await createTestApp();
+    const parameterised = Object.values(t.auth.api as Record<string, { path?: string }>)
+      .flatMap((endpoint) => (endpoint.path?.includes(":") ? [endpoint.path] : []))
+      .sort();
+    expect(parameterised).toEqual([...PARAMETERISED_ROUTES].sort());
   });
 });
 

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { TOTP, URI } from "otpauth";
 import { BACKUP_CODE_COUNT, TOTP_PERIOD_SECONDS, TWO_FACTOR_LOCKOUT } from "../src/two-factor.ts";
-import { cleanUpAfterFile, createTestApp, createTestClient, inProcessFetch, PASSWORD, uniqueEmail } from "./helpers.ts";
+import { cleanUpAfterFile, createTestApp, createTestClient, inProcessFetch, PASSWORD, signUp, uniqueEmail } from "./helpers.ts";
 import { createMailTestApp } from "./smtp.ts";
 
 cleanUpAfterFile();
@@ -132,6 +132,37 @@ describe("signing in with a second factor", () => {
     const older = await attacker.twoFactor.verifyTotp({ code: totp.generate({ timestamp: Date.now() - TOTP_PERIOD_SECONDS * 1000 }) });
     expect(older.error?.code).toBe("TOTP_CODE_ALREADY_USED");
     expect((await attacker.getSession()).data).toBeNull();
+    expect((await userRow(email)).sessions).toBe(0);
+  });
+
+  test("a used code replayed next to a revoked session's still-signed cookie cache answers 401 TOTP_CODE_ALREADY_USED", async () => {
+    // The replay guard reads the signed-in user as the plugin does (the session row, not the cookie
+    // cache): otherwise a cache naming another user sends the guard to that user's secret while the
+    // plugin verifies the code for the user of the two-factor challenge.
+    const { client, email } = await signedUpClient();
+    const { totp } = await enableTotp(client);
+    await client.signOut();
+    await client.signIn.email({ email, password: PASSWORD });
+    const code = nextCode(totp);
+    expect((await client.twoFactor.verifyTotp({ code })).error).toBeNull();
+    await client.signOut();
+
+    // The attacker's own account: its session cookie and cookie cache, then its session row revoked.
+    const own = await signUp(t);
+    const ownCookies = own.response.headers.getSetCookie().map((cookie) => cookie.split(";")[0]!);
+    expect(ownCookies.some((cookie) => cookie.includes("session_data="))).toBe(true);
+    await t.db.sql`delete from sessions where user_id = ${own.userId}`;
+    // The victim's password, then the code seen going by.
+    const challenge = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    expect(await challenge.json()).toMatchObject({ twoFactorRedirect: true });
+    const twoFactorCookie = challenge.headers.getSetCookie().map((cookie) => cookie.split(";")[0]!).find((cookie) => cookie.includes("two_factor="))!;
+    const replay = await t.request("/api/auth/two-factor/verify-totp", {
+      method: "POST",
+      headers: { cookie: [...ownCookies, twoFactorCookie].join("; ") },
+      json: { code },
+    });
+    expect(replay.status).toBe(401);
+    expect(await replay.json()).toMatchObject({ code: "TOTP_CODE_ALREADY_USED" });
     expect((await userRow(email)).sessions).toBe(0);
   });
 

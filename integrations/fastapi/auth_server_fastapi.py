@@ -33,9 +33,11 @@ from jwt import PyJWKClient
 from jwt.exceptions import PyJWKClientError, PyJWKSetError
 from starlette.concurrency import run_in_threadpool
 
-# Better Auth's cookie names: `__Secure-` prefixed when the server's URL is https:// (RFC 6265bis
-# 4.1.3.1), plain over http:// in development.
-SESSION_COOKIES = ("__Secure-better-auth.session_token", "better-auth.session_token")
+# Better Auth's session cookie: `__Secure-` prefixed when the server's URL (BETTER_AUTH_URL) is https://
+# (RFC 6265bis 4.1.3.1), plain over http:// in development. The server reads only the one name its URL
+# gives it, and so does this module (`session_cookie_name`).
+SESSION_COOKIE = "better-auth.session_token"
+SECURE_COOKIE_PREFIX = "__Secure-"
 
 # RFC 9110 9.2.1: methods that change nothing; a cookie may authenticate them from any page.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -183,6 +185,42 @@ def bearer_credential(request: Request) -> str | None:
 # --- Shared tables: the session cookie or a bearer session token, then one query -----------------
 
 
+def session_cookie_name(base_url: str | None) -> str:
+    """The session cookie's name for an auth server at `base_url` (its BETTER_AUTH_URL), as Better Auth
+    names it: `__Secure-better-auth.session_token` unless the URL is http://. None means https://."""
+    secure = base_url is None or not base_url.lower().startswith("http://")
+    return f"{SECURE_COOKIE_PREFIX}{SESSION_COOKIE}" if secure else SESSION_COOKIE
+
+
+# JavaScript's String.prototype.trim() whitespace within the Latin-1 range Starlette decodes headers to.
+_JS_WHITESPACE = " \t\n\v\f\r\xa0"
+
+
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """The pairs of a Cookie header exactly as Better Auth reads them (better-call's parseCookies):
+    split on ";", names and values trimmed, one pair of double quotes removed, and the FIRST pair of
+    a name wins. Starlette's `request.cookies` keeps the last one, so with `t=A; t=B` the auth server
+    and `request.cookies` would name different sessions. Values stay URL-encoded."""
+    cookies: dict[str, str] = {}
+    index, length = 0, len(header)
+    while index < length:
+        eq = header.find("=", index)
+        if eq == -1:
+            break
+        end = header.find(";", index)
+        if end == -1:
+            end = length
+        elif end < eq:
+            index = header.rfind(";", 0, eq) + 1
+            continue
+        name = header[index:eq].strip(_JS_WHITESPACE)
+        if name not in cookies:
+            value = header[eq + 1 : end].strip(_JS_WHITESPACE)
+            cookies[name] = value[1:-1] if value.startswith('"') else value
+        index = end + 1
+    return cookies
+
+
 def sign_session_token(token: str, secret: str) -> str:
     """`token.base64(HMAC-SHA256(secret, token))`: the cookie value before URL-encoding."""
     digest = hmac.new(secret.encode(), token.encode(), hashlib.sha256).digest()
@@ -325,7 +363,8 @@ class SessionAuth(Authenticator):
         secrets: str | Sequence[str],
         database: Any = None,
         *,
-        cookie_names: Sequence[str] = SESSION_COOKIES,
+        base_url: str | None = None,
+        cookie_name: str | None = None,
         require_signature: bool = False,
         trusted_origins: Sequence[str] | None = None,
         role_permissions: Mapping[str, Iterable[str]] | None = None,
@@ -335,7 +374,9 @@ class SessionAuth(Authenticator):
         self.secrets = tuple(secret for secret in keyring if secret)
         if not self.secrets:
             raise ValueError("SessionAuth needs the auth server's BETTER_AUTH_SECRET")
-        self.cookie_names = tuple(cookie_names)
+        # Only the name the auth server reads: an unprefixed cookie planted next to the `__Secure-`
+        # one (a sibling subdomain can) is never taken for the session.
+        self.cookie_name = cookie_name or session_cookie_name(base_url)
         # As the bearer plugin's requireSignature: refuse an unsigned bearer token.
         self.require_signature = require_signature
         self.trusted_origins = None if trusted_origins is None else frozenset(o.rstrip("/") for o in trusted_origins)
@@ -376,14 +417,22 @@ class SessionAuth(Authenticator):
             if token is None:
                 raise AuthError.invalid("INVALID_SESSION", "the bearer token is not a session token of this server")
             return token, "bearer"
-        for name in self.cookie_names:
-            value = request.cookies.get(name)
-            if value:
-                token = verify_signed_token(value, self.secrets)
-                if token is None:
-                    raise AuthError.invalid("INVALID_SESSION", "the session cookie's signature does not match")
-                return token, "cookie"
+        value = self.session_cookie(request)
+        if value:
+            token = verify_signed_token(value, self.secrets)
+            if token is None:
+                raise AuthError.invalid("INVALID_SESSION", "the session cookie's signature does not match")
+            return token, "cookie"
         raise AuthError.missing()
+
+    def session_cookie(self, request: Request) -> str | None:
+        """The session cookie's raw value, read from the Cookie header as the auth server reads it
+        (first pair of the name wins), so both always see the same session; or None."""
+        headers = [header for header in request.headers.getlist("cookie") if self.cookie_name in header]
+        if len(headers) > 1:
+            # Several Cookie header lines are joined differently by different servers: refuse rather than guess.
+            raise AuthError.invalid("INVALID_SESSION", "the session cookie came in more than one Cookie header")
+        return parse_cookie_header(headers[0]).get(self.cookie_name) if headers else None
 
     async def authenticate(self, request: Request) -> AuthUser:
         token, source = self.session_token(request)

@@ -259,6 +259,6 @@ def example_client(auth: Authenticator, lifespan=None) -> Iterator[TestClient]:
 @contextmanager
 def session_client(server: AuthServer, driver: str = "asyncpg", keyring: tuple[str, ...] | None = None, **options) -> Iterator[TestClient]:
     """The example app in shared-tables mode, reading the server's tables as the read-only role."""
-    auth = SessionAuth(keyring or (server.secret,), role_permissions=ROLE_PERMISSIONS, **options)
+    auth = SessionAuth(keyring or (server.secret,), role_permissions=ROLE_PERMISSIONS, **{"base_url": server.url, **options})
     with example_client(auth, database_lifespan(auth, driver, server.reader_url)) as client:
         yield client

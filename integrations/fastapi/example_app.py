@@ -86,7 +86,8 @@ def app_from_env() -> FastAPI:
 
     # The auth server's secret first; during a rotation, the previous one after it.
     secrets = [os.environ["BETTER_AUTH_SECRET"], os.environ.get("BETTER_AUTH_PREVIOUS_SECRET", "")]
-    auth = SessionAuth(secrets, role_permissions=ROLE_PERMISSIONS)
+    # The auth server's BETTER_AUTH_URL names its session cookie (`__Secure-` prefixed over https).
+    auth = SessionAuth(secrets, base_url=os.environ.get("BETTER_AUTH_URL"), role_permissions=ROLE_PERMISSIONS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

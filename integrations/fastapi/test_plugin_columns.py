@@ -18,7 +18,7 @@ SHOW_BAN_COLUMNS = "alter table users rename column banned_hidden to banned"
 
 
 def detected(server: AuthServer) -> SessionSchema:
-    auth = SessionAuth(server.secret)
+    auth = SessionAuth(server.secret, base_url=server.url)
     with example_client(auth, database_lifespan(auth, "asyncpg", server.reader_url)) as client:
         return client.portal.call(auth.detect_schema)
 
@@ -44,7 +44,7 @@ def test_the_plugin_columns_of_the_auth_servers_schema_are_detected(auth_server:
 def test_a_reader_that_detected_the_schema_before_the_ban_columns_applies_the_ban_after_refresh_schema(auth_server: AuthServer):
     server = auth_server
     user = server.sign_up()
-    auth = SessionAuth(server.secret)
+    auth = SessionAuth(server.secret, base_url=server.url)
     server.sql(HIDE_BAN_COLUMNS)
     try:
         with example_client(auth, database_lifespan(auth, "asyncpg", server.reader_url)) as client:

@@ -7,10 +7,10 @@ import secrets
 from urllib.parse import quote, unquote
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from auth_server_fastapi import AuthUser, SessionAuth, sign_session_token
+from auth_server_fastapi import AuthError, AuthUser, SessionAuth, sign_session_token
 from conftest import DRIVERS, SITE_ORIGIN, AuthServer, database_lifespan, example_client, session_client
 from example_app import app_from_env
 
@@ -96,11 +96,60 @@ def test_the_unsigned_token_is_accepted_as_the_bearer_plugin_accepts_it_unless_s
         assert client.get("/api/profile", headers=user.bearer()).status_code == 200
 
 
-def test_the_secure_prefixed_cookie_name_is_read_too(auth_server: AuthServer):
+def test_only_the_cookie_name_the_servers_url_gives_is_read(auth_server: AuthServer):
     user = auth_server.sign_up()
+    plain = {"Cookie": f"{user.cookie_name}={user.cookie_value}"}
+    secure = {"Cookie": f"__Secure-{user.cookie_name}={user.cookie_value}"}
+    # Over http:// the server names it plainly and never reads a `__Secure-` one.
     with session_client(auth_server) as client:
-        response = client.get("/api/profile", headers={"Cookie": f"__Secure-{user.cookie_name}={user.cookie_value}"})
-    assert response.status_code == 200
+        assert client.get("/api/profile", headers=plain).status_code == 200
+        assert client.get("/api/profile", headers=secure).status_code == 401
+    assert auth_server.http.get("/api/auth/get-session", headers=secure).json() is None
+    # Over https:// (and by default) only the `__Secure-` name: an unprefixed cookie, which a sibling
+    # subdomain can plant, is no session.
+    for options in ({"base_url": "https://auth.example.test"}, {"base_url": None}):
+        with session_client(auth_server, **options) as client:
+            assert client.get("/api/profile", headers=secure).status_code == 200
+            response = client.get("/api/profile", headers=plain)
+            assert response.status_code == 401
+            assert "error=" not in response.headers["www-authenticate"]  # missing, not invalid
+
+
+def test_with_a_session_cookie_twice_the_module_and_the_auth_server_pick_the_same_session(auth_server: AuthServer):
+    victim, attacker = auth_server.sign_up(), auth_server.sign_up()
+    name = victim.cookie_name
+    shapes = [
+        f"{name}={victim.cookie_value}; {name}={attacker.cookie_value}",
+        f"{name}={attacker.cookie_value}; {name}={victim.cookie_value}",
+        f"other=1;{name}={victim.cookie_value};{name}={attacker.cookie_value}",
+        f'{name}="{victim.cookie_value}"; {name}={attacker.cookie_value}',
+        f"x=1; {name} = {attacker.cookie_value} ; {name}={victim.cookie_value}",
+        f"{name}=; {name}={victim.cookie_value}",
+        f"junk; {name}={attacker.cookie_value}; {name}={victim.cookie_value}",
+        f"{name}={victim.cookie_value}garbage; {name}={attacker.cookie_value}",
+    ]
+    with session_client(auth_server) as client:
+        for header in shapes:
+            server = auth_server.http.get("/api/auth/get-session", headers={"Cookie": header}).json()
+            response = client.get("/api/profile", headers={"Cookie": header})
+            module = response.json()["id"] if response.status_code == 200 else None
+            assert module == (server["user"]["id"] if server else None), header
+
+
+def test_the_session_cookie_in_two_cookie_header_lines_is_refused(auth_server: AuthServer):
+    # httpx joins header lines, so the request is built as a server hands it over: two Cookie lines.
+    user = auth_server.sign_up()
+    auth = SessionAuth(auth_server.secret, base_url=auth_server.url)
+
+    def request(*lines: str) -> Request:
+        return Request({"type": "http", "method": "GET", "path": "/", "query_string": b"", "headers": [(b"cookie", line.encode()) for line in lines]})
+
+    signed = f"{user.cookie_name}={user.cookie_value}"
+    with pytest.raises(AuthError) as refused:
+        auth.session_token(request(signed, f"{user.cookie_name}=x.y"))
+    assert refused.value.code == "INVALID_SESSION"
+    # A second Cookie line without the session cookie changes nothing.
+    assert auth.session_token(request(signed, "theme=dark")) == (user.token, "cookie")
 
 
 def test_a_request_without_credentials_answers_401_with_a_bearer_challenge(auth_server: AuthServer):
@@ -114,7 +163,7 @@ def test_a_request_without_credentials_answers_401_with_a_bearer_challenge(auth_
 def test_a_tampered_signature_answers_401_before_any_database_lookup(auth_server: AuthServer):
     user = auth_server.sign_up()
     # No database at all: a lookup would fail loudly, so a 401 proves the signature check came first.
-    with example_client(SessionAuth(auth_server.secret)) as client:
+    with example_client(SessionAuth(auth_server.secret, base_url=auth_server.url)) as client:
         forged_cookie = {"Cookie": f"{user.cookie_name}={quote(tampered(unquote(user.cookie_value)), safe='')}"}
         for headers in (forged_cookie, user.bearer(tampered(user.set_auth_token))):
             response = client.get("/api/profile", headers=headers)
@@ -217,13 +266,14 @@ def test_the_example_app_configured_from_the_environment_reads_the_session(auth_
     monkeypatch.setenv("AUTH_DATABASE_URL", auth_server.reader_url)
     monkeypatch.setenv("BETTER_AUTH_SECRET", secrets.token_urlsafe(36))
     monkeypatch.setenv("BETTER_AUTH_PREVIOUS_SECRET", auth_server.secret)
+    monkeypatch.setenv("BETTER_AUTH_URL", auth_server.url)
     with TestClient(app_from_env()) as client:
         assert client.get("/api/profile", headers=user.cookie).json()["id"] == user.user_id
 
 
 def test_current_user_is_a_typed_auth_user(auth_server: AuthServer):
     user = auth_server.sign_up()
-    auth = SessionAuth(auth_server.secret)
+    auth = SessionAuth(auth_server.secret, base_url=auth_server.url)
     app = FastAPI()
     app.router.lifespan_context = database_lifespan(auth, "asyncpg", auth_server.reader_url)
     seen: list[AuthUser] = []
