@@ -220,6 +220,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     })
     .get("/health", health)
     .get("/metrics", async ({ request }) => {
+      if (config.metricsToken === false) return errorResponse(404, "NOT_FOUND", "no such route");
       if (expectedMetricsAuthorization) {
         // RFC 6750 2.1 (bearer header) and 3 (WWW-Authenticate on a refused request); constant-time compare.
         const sent = Buffer.from(request.headers.get("authorization") ?? "");

@@ -14,6 +14,7 @@ const PRODUCTION = {
   CORS_ORIGINS: "https://learn.test,https://www.learn.test",
   SMTP_URL: "smtps://mailer:relay-password@smtp.learn.test:465",
   MAIL_FROM: "Learn <no-reply@learn.test>",
+  METRICS_TOKEN: "scrape-token-0123456789abcdef",
 };
 
 const refusal = (env: Record<string, string | undefined>) => configError(() => loadConfig(env));
