@@ -2,7 +2,7 @@
 // validated like every other setting, with one line naming the variable.
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
-import { cleanUpAfterFile, configError, spawnProject } from "./helpers.ts";
+import { cleanUpAfterFile, configError, expectStartRefused } from "./helpers.ts";
 
 cleanUpAfterFile();
 
@@ -42,11 +42,7 @@ describe("operations settings", () => {
   });
 
   test("`bun src/index.ts` in production without METRICS_TOKEN exits 1 with one line naming METRICS_TOKEN, before touching the database", async () => {
-    const child = spawnProject(["bun", "src/index.ts"], { ...production, METRICS_TOKEN: "", PORT: "0" });
-    expect(await child.exited(10_000)).toBe(1);
-    const lines = child.output().trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toStartWith("auth-server: configuration error: METRICS_TOKEN");
+    await expectStartRefused({ ...production, METRICS_TOKEN: "" }, "METRICS_TOKEN");
   }, 20_000);
 
   test("HOUSEKEEPING_INTERVAL is a duration or off; AUDIT_RETENTION a duration", () => {
