@@ -182,8 +182,8 @@ export const templates: { [K in MailKind]: (data: MailTemplateData[K], product: 
       subject: `Your ${product} account is locked for ${humanDuration(unlocksInSeconds)}`,
       name,
       paragraphs: [
-        `There were too many failed attempts to sign in to your account, so sign-in is locked for ${humanDuration(unlocksInSeconds)}, even with the right password.`,
-        "It unlocks by itself; you do not need to do anything.",
+        `There were too many failed attempts to sign in to your account, so sign-in is locked for ${humanDuration(unlocksInSeconds)}, even with the right password, in every browser where you have not signed in before.`,
+        "Browsers where you signed in before can still sign in. It unlocks by itself; you do not need to do anything.",
       ],
       footer: "If these attempts were not you, someone may be guessing your password: once it unlocks, choose a new, long password.",
     }),
