@@ -5,7 +5,7 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { LockedAccount } from "../src/lockout.ts";
-import { cleanUpAfterFile, createSecondInstance, createTestApp, PASSWORD, signUp, type TestApp } from "./helpers.ts";
+import { cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, PASSWORD, signUp, type TestApp } from "./helpers.ts";
 import { createMailTestApp } from "./smtp.ts";
 
 cleanUpAfterFile();
@@ -200,5 +200,20 @@ describe("device cookies (OWASP: Slow Down Online Guessing Attacks with Device C
     expect(value).not.toContain(email);
     // A failed sign-in sets none.
     expect((await attempt(t.request, email, "wrong password")).headers.getSetCookie().some((set) => set.startsWith(`${DEVICE}=`))).toBe(false);
+  });
+
+  test("Better Auth's own client with a cookie jar keeps the device cookie and signs the owner in while strangers have the account locked", async () => {
+    const { t } = await lockoutApp({ LOCKOUT_MAX_FAILURES: "3" });
+    const { email } = await signUp(t);
+    const target = { baseUrl: t.config.baseUrl, fetch: inProcessFetch(t.app) };
+    const owner = createTestClient(target);
+    expect((await owner.client.signIn.email({ email, password: PASSWORD })).error).toBeNull();
+    await owner.client.signOut();
+    const stranger = createTestClient(target);
+    for (let i = 0; i < 3; i++) expect((await stranger.client.signIn.email({ email, password: `wrong password ${i}` })).error?.status).toBe(401);
+    expect((await stranger.client.signIn.email({ email, password: PASSWORD })).error?.status).toBe(401);
+    const again = await owner.client.signIn.email({ email, password: PASSWORD });
+    expect(again.error).toBeNull();
+    expect(again.data?.user.email).toBe(email);
   });
 });
