@@ -3,7 +3,7 @@
 #   docker run -p 3001:3001 --stop-timeout 20 -e DATABASE_URL=... -e BETTER_AUTH_SECRET=... \
 #     -e BETTER_AUTH_URL=https://auth.example.com -e CORS_ORIGINS=https://learn.example.com auth-server
 # Settings are the environment variables in .env.example; production refuses to start without
-# DATABASE_URL, BETTER_AUTH_SECRET, an https BETTER_AUTH_URL and CORS_ORIGINS.
+# DATABASE_URL, BETTER_AUTH_SECRET, an https BETTER_AUTH_URL, CORS_ORIGINS and METRICS_TOKEN (a token, or off).
 
 FROM oven/bun:1.4.4 AS deps
 WORKDIR /app

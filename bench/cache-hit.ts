@@ -25,6 +25,7 @@ const env = {
   CORS_ORIGINS: "https://site.bench.test",
   EMAIL_FLOWS: "none",
   RATE_LIMIT: "off",
+  METRICS_TOKEN: "off",
 };
 const config = loadConfig(env) as ReturnType<typeof loadConfig> & { secret: string };
 const sql = createPool(config.databaseUrl!, { max: 4 });

@@ -32,6 +32,7 @@ const config = loadConfig({
   // The benchmark sends no mail; production refuses to start with email flows on and no SMTP_URL.
   EMAIL_FLOWS: "none",
   RATE_LIMIT: "off",
+  METRICS_TOKEN: "off",
   LOG_LEVEL: "error",
 }) as ReturnType<typeof loadConfig> & { secret: string };
 const logger = createLogger("error");

@@ -19,7 +19,7 @@ secret="bench-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 # of `bun run` (which run-all.sh finds with `pgrep -P` to sample, and which passes SIGTERM on).
 # TARGET_ENV adds settings, e.g. TARGET_ENV="SESSION_COOKIE_CACHE=off".
 (cd "$ROOT" && bun run build >/dev/null)
-export TARGET_CMD="cd '$ROOT' || exit 1; export NODE_ENV=production BETTER_AUTH_SECRET=$secret BETTER_AUTH_URL=https://auth.bench.test CORS_ORIGINS=http://127.0.0.1:4220 EMAIL_FLOWS=none RATE_LIMIT=off HOST=127.0.0.1 LOG_LEVEL=warn ${TARGET_ENV:-}; exec bun run --silent start"
+export TARGET_CMD="cd '$ROOT' || exit 1; export NODE_ENV=production BETTER_AUTH_SECRET=$secret BETTER_AUTH_URL=https://auth.bench.test CORS_ORIGINS=http://127.0.0.1:4220 EMAIL_FLOWS=none METRICS_TOKEN=off RATE_LIMIT=off HOST=127.0.0.1 LOG_LEVEL=warn ${TARGET_ENV:-}; exec bun run --silent start"
 export TARGET_LABEL="${TARGET_LABEL:-auth-server}"
 export TARGET_ORIGIN="http://127.0.0.1:4220"
 export TARGET_SIGNUP_EXTRA='{"experienceLevel":"beginner","professionalRole":"student"}'

@@ -76,6 +76,7 @@ async function startServer(env: Record<string, string> = {}, { port = PORT, data
       // The benchmark sends no mail; production refuses to start with email flows on and no SMTP_URL.
       EMAIL_FLOWS: "none",
       RATE_LIMIT: "off",
+      METRICS_TOKEN: "off",
       // The cleanup job is measured on its own, at the end, over the expired half of the sessions.
       HOUSEKEEPING_INTERVAL: "off",
       HOST: "127.0.0.1",

@@ -2,6 +2,7 @@
 // the one origin list, and JSON errors for everything else. Every request is observed (src/observe.ts).
 import { timingSafeEqual } from "node:crypto";
 import { cors } from "@elysiajs/cors";
+import { getCookies } from "better-auth/cookies";
 import { Elysia } from "elysia";
 import { CLIENT_IP_HEADER, type Auth } from "./auth.ts";
 import { clientIp, type SocketInfo } from "./client-ip.ts";
@@ -54,7 +55,7 @@ export interface AppDependencies {
 const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
 const AUTH_BASE_PATH = "/api/auth";
 
-export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo(), inFlight = createInFlight() }: AppDependencies) {
+export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo({ cookies: getCookies(auth.options), trustedOrigins: config.corsOrigins }), inFlight = createInFlight() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<DatabaseProbe["check"]> | null = null;
   /** `fresh`: after a failed query, a recent success proves nothing. */
@@ -222,6 +223,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     })
     .get("/health", health)
     .get("/metrics", async ({ request }) => {
+      if (config.metricsToken === false) return errorResponse(404, "NOT_FOUND", "no such route");
       if (expectedMetricsAuthorization) {
         // RFC 6750 2.1 (bearer header) and 3 (WWW-Authenticate on a refused request); constant-time compare.
         const sent = Buffer.from(request.headers.get("authorization") ?? "");

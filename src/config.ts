@@ -37,8 +37,8 @@ export interface Config {
   logLevel: LogLevel;
   /** json: one JSON object per line (production default); pretty: readable lines for development. */
   logFormat: LogFormat;
-  /** Bearer token that GET /metrics requires; undefined: /metrics is open. */
-  metricsToken: string | undefined;
+  /** Bearer token that GET /metrics requires; false (METRICS_TOKEN=off): no /metrics; undefined: open (never in production). */
+  metricsToken: string | false | undefined;
   /** Seconds between housekeeping runs; 0: no periodic run (`bun run cleanup` still works). */
   housekeepingIntervalSeconds: number;
   /** Lifetime of the signed session cookie cache in seconds; 0: off. */
@@ -268,6 +268,10 @@ export function loadConfig(env: Env = process.env): Config {
   const corsOrigins = with_("CORS_ORIGINS", production ? [] : ["http://localhost:3000"], (raw) =>
     parseOrigins("CORS_ORIGINS", raw),
   );
+  // ASVS 14.3.x / OWASP: operational data (request counts, users signed in, memory) is not for the public.
+  if (production && read("METRICS_TOKEN") === undefined) {
+    throw new ConfigError("METRICS_TOKEN", "is required in production: a bearer token of 16+ characters that GET /metrics will require (openssl rand -hex 24), or off to serve no /metrics");
+  }
   if (production && corsOrigins.length === 0) {
     throw new ConfigError("CORS_ORIGINS", "must list the browser origins allowed to call the server in production");
   }
@@ -349,9 +353,10 @@ export function loadConfig(env: Env = process.env): Config {
       if (value === "json" || value === "pretty") return value;
       throw new ConfigError("LOG_FORMAT", `"${raw}" is not one of json, pretty`);
     }),
-    metricsToken: with_<string | undefined>("METRICS_TOKEN", undefined, (raw) => {
+    metricsToken: with_<string | false | undefined>("METRICS_TOKEN", undefined, (raw) => {
+      if (raw.toLowerCase() === "off") return false;
       // ASVS 2.10.4: a service credential is long enough not to be guessed.
-      if (raw.length < 16) throw new ConfigError("METRICS_TOKEN", "must be at least 16 characters (openssl rand -hex 24)");
+      if (raw.length < 16) throw new ConfigError("METRICS_TOKEN", "must be at least 16 characters (openssl rand -hex 24), or off");
       return raw;
     }),
     housekeepingIntervalSeconds: with_("HOUSEKEEPING_INTERVAL", 3600, (raw) =>

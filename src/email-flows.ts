@@ -12,6 +12,7 @@ import type { BetterAuthOptions } from "better-auth";
 import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { magicLink } from "better-auth/plugins";
 import { decodeJwt, jwtVerify } from "jose";
+import { DEFAULT_PLATFORM_ROLE } from "./admin.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { errorResponse } from "./errors.ts";
@@ -177,6 +178,13 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
         );
       },
     }),
+    // ASVS 2.5 / OWASP Authentication Cheat Sheet (account enumeration): with verification required, Better
+    // Auth answers a taken address exactly as a new one (after hashing the password anyway) and calls this;
+    // the owner is told instead. Queued, so the answer does not wait for the relay.
+    onExistingUserSignUp: async ({ user }) => mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl }),
+    // The made-up user of that answer has every field a new user's answer has: the admin plugin gives a new
+    // user its role in a database hook, which the made-up one never passes (test/sign-up-enumeration.test.ts).
+    customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: DEFAULT_PLATFORM_ROLE, ...additionalFields, id }),
     // ASVS 2.2.3: tell the user after a credential reset.
     onPasswordReset: async ({ user }) => mailer.queue("password-changed", user.email, { name: user.name, how: "reset" }),
   };

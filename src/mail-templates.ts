@@ -29,6 +29,8 @@ export interface MailTemplateData {
     expiresInSeconds: number;
   };
   "account-locked": { name: string; unlocksInSeconds: number };
+  /** Someone tried to sign up with the address of an existing account; `url` is the site. */
+  "sign-up-attempt": { name: string; url: string };
 }
 
 export type MailKind = keyof MailTemplateData;
@@ -59,7 +61,8 @@ interface Letter {
   subject: string;
   name?: string;
   paragraphs: string[];
-  action?: { label: string; url: string; expiresInSeconds: number };
+  /** `expiresInSeconds`: a one-time link's lifetime; absent for a plain link to the site. */
+  action?: { label: string; url: string; expiresInSeconds?: number };
   /** Why the reader got this mail and what to do if it was not them. */
   footer: string;
 }
@@ -67,11 +70,11 @@ interface Letter {
 /** One layout for every message: greeting, paragraphs, the link and how long it lasts, footer. */
 function letter(product: string, { subject, name, paragraphs, action, footer }: Letter): MailContent {
   const greeting = name ? `Hello ${name},` : "Hello,";
-  const lasts = action ? `This link works once and expires in ${humanDuration(action.expiresInSeconds)}.` : "";
+  const lasts = action?.expiresInSeconds ? `This link works once and expires in ${humanDuration(action.expiresInSeconds)}.` : "";
   const text = [
     greeting,
     ...paragraphs,
-    ...(action ? [`${action.label}:\n${action.url}`, lasts] : []),
+    ...(action ? [`${action.label}:\n${action.url}`, ...(lasts ? [lasts] : [])] : []),
     footer,
     `-- ${product}`,
   ].join("\n\n");
@@ -87,7 +90,7 @@ function letter(product: string, { subject, name, paragraphs, action, footer }: 
             `<a href="${escapeHtml(action.url)}" style="display:inline-block;padding:10px 18px;background:#2f5bea;color:#fff;border-radius:6px;text-decoration:none">${escapeHtml(action.label)}</a>`,
           ),
           p(`Or open this address: <a href="${escapeHtml(action.url)}">${escapeHtml(action.url)}</a>`),
-          p(escapeHtml(lasts)),
+          ...(lasts ? [p(escapeHtml(lasts))] : []),
         ]
       : []),
     `<p style="margin:24px 0 0;color:#666;font-size:13px">${escapeHtml(footer)}</p>`,
@@ -179,10 +182,22 @@ export const templates: { [K in MailKind]: (data: MailTemplateData[K], product: 
       subject: `Your ${product} account is locked for ${humanDuration(unlocksInSeconds)}`,
       name,
       paragraphs: [
-        `There were too many failed attempts to sign in to your account, so sign-in is locked for ${humanDuration(unlocksInSeconds)}, even with the right password.`,
-        "It unlocks by itself; you do not need to do anything.",
+        `There were too many failed attempts to sign in to your account, so sign-in is locked for ${humanDuration(unlocksInSeconds)}, even with the right password, in every browser where you have not signed in before.`,
+        "Browsers where you signed in before can still sign in. It unlocks by itself; you do not need to do anything.",
       ],
       footer: "If these attempts were not you, someone may be guessing your password: once it unlocks, choose a new, long password.",
+    }),
+  // Sign-up answers a taken address exactly like a new one (ASVS 2.5 / no enumeration); the owner hears of it here.
+  "sign-up-attempt": ({ name, url }, product) =>
+    letter(product, {
+      subject: `Someone tried to create a ${product} account with your email address`,
+      name,
+      paragraphs: [
+        `Someone tried to create a new ${product} account with this email address, which already has an account. No new account was created and your account is unchanged.`,
+        `If it was you, sign in instead; if you forgot your password, choose "Forgot password" on the sign-in page to get a reset link.`,
+      ],
+      action: { label: `Sign in to ${product}`, url },
+      footer: "If it was not you, you do not need to do anything.",
     }),
 };
 

@@ -16,6 +16,7 @@ const PRODUCTION = {
   CORS_ORIGINS: "https://learn.test",
   SMTP_URL: "smtps://mailer:relay-password@smtp.learn.test:465",
   MAIL_FROM: "Learn <no-reply@learn.test>",
+  METRICS_TOKEN: "scrape-token-0123456789abcdef",
 };
 
 describe("defaults", () => {

@@ -64,6 +64,7 @@ test("the production entry (`bun run build`, then `bun run start`, as the image 
     BETTER_AUTH_URL: "https://auth.bundle.test",
     CORS_ORIGINS: SITE_ORIGIN,
     EMAIL_FLOWS: "none",
+    METRICS_TOKEN: "scrape-token-0123456789abcdef",
     LOG_LEVEL: "info",
   }));
   const signUp = await post("/api/auth/sign-up/email", { name: "Bundle", email: uniqueEmail("bundle"), password: PASSWORD });

@@ -412,6 +412,15 @@ export function configError(load: () => unknown): ConfigError {
   throw new Error("expected a ConfigError, but the configuration loaded");
 }
 
+/** Starts `bun src/index.ts` with `env` and expects exit 1 with one line naming `variable`. */
+export async function expectStartRefused(env: Record<string, string>, variable: string): Promise<void> {
+  const child = spawnProject(["bun", "src/index.ts"], { ...env, PORT: "0" });
+  expect(await child.exited(10_000)).toBe(1);
+  const lines = child.output().trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toStartWith(`auth-server: configuration error: ${variable}`);
+}
+
 /**
  * A POST whose headers are on the wire but whose body is not: the request is surely in flight until
  * `send()` writes the body. `answer()` is everything the server sent; `closed` settles when it hangs up.

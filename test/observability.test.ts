@@ -277,6 +277,15 @@ describe("metrics", () => {
     }
   });
 
+  test("with METRICS_TOKEN=off there is no /metrics: a JSON 404, with or without a bearer token", async () => {
+    const off = await createTestApp({ METRICS_TOKEN: "off" });
+    for (const headers of [{}, { authorization: "Bearer off" }] as Record<string, string>[]) {
+      const response = await off.request("/metrics", { headers });
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { code: string }).code).toBe("NOT_FOUND");
+    }
+  });
+
   test("with METRICS_TOKEN, /metrics answers 401 without the bearer token and 200 with it", async () => {
     const token = "metrics-token-0123456789abcdef";
     const guarded = await createTestApp({ METRICS_TOKEN: token });

@@ -2,7 +2,9 @@
 // validated like every other setting, with one line naming the variable.
 import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../src/config.ts";
-import { configError } from "./helpers.ts";
+import { cleanUpAfterFile, configError, expectStartRefused } from "./helpers.ts";
+
+cleanUpAfterFile();
 
 const production = {
   NODE_ENV: "production",
@@ -11,6 +13,7 @@ const production = {
   BETTER_AUTH_URL: "https://auth.example.org",
   CORS_ORIGINS: "https://learn.example.org",
   EMAIL_FLOWS: "none",
+  METRICS_TOKEN: "scrape-token-0123456789abcdef",
 };
 
 const refused = (env: Record<string, string>) => configError(() => loadConfig(env));
@@ -23,11 +26,24 @@ describe("operations settings", () => {
     expect(refused({ LOG_FORMAT: "xml" }).variable).toBe("LOG_FORMAT");
   });
 
-  test("METRICS_TOKEN is optional, and at least 16 characters when set", () => {
+  test("METRICS_TOKEN is optional outside production, at least 16 characters when set, and off turns /metrics off", () => {
     expect(loadConfig({}).metricsToken).toBeUndefined();
     expect(loadConfig({ METRICS_TOKEN: "0123456789abcdef" }).metricsToken).toBe("0123456789abcdef");
+    expect(loadConfig({ METRICS_TOKEN: "off" }).metricsToken).toBe(false);
     expect(refused({ METRICS_TOKEN: "short" }).message).toContain("METRICS_TOKEN: must be at least 16 characters");
   });
+
+  test("production without METRICS_TOKEN refuses to start, naming it; a token or off is accepted", () => {
+    const error = refused({ ...production, METRICS_TOKEN: "" });
+    expect(error.variable).toBe("METRICS_TOKEN");
+    expect(error.message).toContain("required in production");
+    expect(loadConfig({ ...production, METRICS_TOKEN: "off" }).metricsToken).toBe(false);
+    expect(loadConfig(production).metricsToken).toBe(production.METRICS_TOKEN);
+  });
+
+  test("`bun src/index.ts` in production without METRICS_TOKEN exits 1 with one line naming METRICS_TOKEN, before touching the database", async () => {
+    await expectStartRefused({ ...production, METRICS_TOKEN: "" }, "METRICS_TOKEN");
+  }, 20_000);
 
   test("HOUSEKEEPING_INTERVAL is a duration or off; AUDIT_RETENTION a duration", () => {
     expect(loadConfig({ HOUSEKEEPING_INTERVAL: "15m" }).housekeepingIntervalSeconds).toBe(900);

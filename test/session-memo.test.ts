@@ -4,23 +4,31 @@
 import { describe, expect, test } from "bun:test";
 import { createApp } from "../src/app.ts";
 import { createLogger } from "../src/log.ts";
-import { createSessionMemo, type SessionMemo } from "../src/session-memo.ts";
+import { getCookies } from "better-auth/cookies";
+import { heapStats } from "bun:jsc";
+import { createSessionMemo, SESSION_MEMO_BYTES, SESSION_MEMO_ENTRIES_PER_USER, SESSION_MEMO_MAX_KEY, type SessionMemo, type SessionMemoOptions } from "../src/session-memo.ts";
 import { cleanUpAfterFile, createTestApp, metricSample, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
 
 cleanUpAfterFile();
 
 const DATA = "better-auth.session_data";
-const answer = (validUntil = Date.now() + 60_000) => ({ body: '{"session":{},"user":{}}', validUntil, userId: "u1" });
+const TOKEN = "better-auth.session_token";
+const answer = (validUntil = Date.now() + 60_000, userId = "u1") => ({ body: '{"session":{},"user":{}}', validUntil, userId });
 const request = (headers: Record<string, string>, path = "/api/auth/get-session", method = "GET") =>
   new Request(`http://127.0.0.1${path}`, { method, headers });
 const ok = () => new Response("{}", { headers: { "content-type": "application/json", "x-request-id": "r1", "cache-control": "no-store" } });
+/** A memo with this server's default cookie names and the test site as the one trusted origin. */
+const memoOf = (bounds: Partial<SessionMemoOptions> = {}) =>
+  createSessionMemo({ cookies: getCookies({ baseURL: "http://127.0.0.1:3001" }), trustedOrigins: [SITE_ORIGIN], ...bounds });
+/** The cookies the fast path answers get-session from the cache with (their values are the memo's key). */
+const pair = (token = "t1", data = "d1") => `${TOKEN}=${token}; ${DATA}=${data}`;
 
 describe("the memo", () => {
-  test("keeps an answer for the same Cookie header and Origin only, with the headers that do not vary per request", async () => {
-    const memo = createSessionMemo();
-    expect(memo.lookup(request({ cookie: "a=1" }))).toBeNull();
-    memo.remember(request({ cookie: "a=1", origin: SITE_ORIGIN }), ok(), answer());
-    const hit = memo.lookup(request({ cookie: "a=1", origin: SITE_ORIGIN }))!;
+  test("keeps an answer for the same session cookies and Origin only, with the headers that do not vary per request", async () => {
+    const memo = memoOf();
+    expect(memo.lookup(request({ cookie: pair() }))).toBeNull();
+    memo.remember(request({ cookie: pair(), origin: SITE_ORIGIN }), ok(), answer());
+    const hit = memo.lookup(request({ cookie: pair(), origin: SITE_ORIGIN }))!;
     expect(hit.userId).toBe("u1");
     const replay = hit.response();
     expect(await replay.text()).toBe('{"session":{},"user":{}}');
@@ -29,40 +37,87 @@ describe("the memo", () => {
     // A header set on one replay (the observer's request id) is not kept for the next.
     replay.headers.set("x-request-id", "first");
     expect(hit.response().headers.has("x-request-id")).toBe(false);
-    expect(memo.lookup(request({ cookie: "a=1" }))).toBeNull(); // no Origin
-    expect(memo.lookup(request({ cookie: "a=1", origin: "https://other.test" }))).toBeNull();
-    expect(memo.lookup(request({ cookie: "a=1; b=2", origin: SITE_ORIGIN }))).toBeNull();
+    expect(memo.lookup(request({ cookie: pair() }))).toBeNull(); // no Origin
+    expect(memo.lookup(request({ cookie: pair(), origin: "https://other.test" }))).toBeNull();
+    expect(memo.lookup(request({ cookie: pair("t1", "d2"), origin: SITE_ORIGIN }))).toBeNull();
+    expect(memo.lookup(request({ cookie: pair("t2", "d1"), origin: SITE_ORIGIN }))).toBeNull();
+    // Cookies the fast path does not read do not change the answer, nor the key.
+    expect(memo.lookup(request({ cookie: `junk=1; ${pair()}; theme=dark`, origin: SITE_ORIGIN }))).toBe(hit);
   });
 
-  test("keeps nothing for a query, a bearer token, a body, another method or an answer other than 200", () => {
-    const memo = createSessionMemo();
-    memo.remember(request({ cookie: "a=1" }, "/api/auth/get-session?disableCookieCache=true"), ok(), answer());
-    memo.remember(request({ cookie: "a=1", authorization: "Bearer x" }), ok(), answer());
-    memo.remember(request({ cookie: "a=1", "content-length": "2" }, undefined, "POST"), ok(), answer());
-    memo.remember(request({ cookie: "a=1" }), new Response("{}", { status: 401 }), answer());
+  test("keeps nothing for a query, a bearer token, a body, another method, an answer other than 200, or cookies the fast path leaves to Better Auth", () => {
+    const memo = memoOf();
+    memo.remember(request({ cookie: pair() }, "/api/auth/get-session?disableCookieCache=true"), ok(), answer());
+    memo.remember(request({ cookie: pair(), authorization: "Bearer x" }), ok(), answer());
+    memo.remember(request({ cookie: pair(), "content-length": "2" }, undefined, "POST"), ok(), answer());
+    memo.remember(request({ cookie: pair() }), new Response("{}", { status: 401 }), answer());
     memo.remember(request({}), ok(), answer());
+    memo.remember(request({ cookie: `${TOKEN}=t1` }), ok(), answer());
+    memo.remember(request({ cookie: `${pair()}; better-auth.dont_remember=true` }), ok(), answer());
+    memo.remember(request({ cookie: `${pair()}; ${DATA}.0=x` }), ok(), answer());
     expect(memo.size).toBe(0);
+    // A kept entry is not answered to a request carrying such cookies either.
+    memo.remember(request({ cookie: pair() }), ok(), answer());
+    expect(memo.lookup(request({ cookie: `${pair()}; better-auth.dont_remember=true` }))).toBeNull();
+    expect(memo.lookup(request({ cookie: `${pair()}; ${DATA}.1=x` }))).toBeNull();
+    expect(memo.lookup(request({ cookie: pair() }))).not.toBeNull();
   });
 
   test("an entry ends when its cookie stops proving the session, and the oldest go first past the bound", async () => {
-    const memo = createSessionMemo(2);
-    memo.remember(request({ cookie: "gone=1" }), ok(), answer(Date.now() - 1));
+    const memo = memoOf({ maxEntries: 2 });
+    memo.remember(request({ cookie: pair("gone") }), ok(), answer(Date.now() - 1));
     expect(memo.size).toBe(0);
-    memo.remember(request({ cookie: "short=1" }), ok(), answer(Date.now() + 30));
-    expect(memo.lookup(request({ cookie: "short=1" }))).not.toBeNull();
+    memo.remember(request({ cookie: pair("short") }), ok(), answer(Date.now() + 30));
+    expect(memo.lookup(request({ cookie: pair("short") }))).not.toBeNull();
     await Bun.sleep(40);
-    expect(memo.lookup(request({ cookie: "short=1" }))).toBeNull();
-    for (const n of [1, 2, 3]) memo.remember(request({ cookie: `n=${n}` }), ok(), answer());
+    expect(memo.lookup(request({ cookie: pair("short") }))).toBeNull();
+    expect(memo.bytes).toBe(0);
+    for (const n of [1, 2, 3]) memo.remember(request({ cookie: pair(`n${n}`) }), ok(), answer(undefined, `u${n}`));
     expect(memo.size).toBe(2);
-    expect(memo.lookup(request({ cookie: "n=1" }))).toBeNull();
-    expect(memo.lookup(request({ cookie: "n=3" }))).not.toBeNull();
+    expect(memo.lookup(request({ cookie: pair("n1") }))).toBeNull();
+    expect(memo.lookup(request({ cookie: pair("n3") }))).not.toBeNull();
+  });
+
+  test("one user flooding it with fresh cache cookies keeps at most SESSION_MEMO_ENTRIES_PER_USER entries, and every other user's entry survives", () => {
+    const memo = memoOf({ maxEntries: 50 });
+    for (let u = 0; u < 20; u++) memo.remember(request({ cookie: pair(`token-${u}`, `data-${u}`), origin: SITE_ORIGIN }), ok(), answer(undefined, `user-${u}`));
+    // One signed-in client: a new session or a new cache cookie per request, as many as it likes.
+    for (let i = 0; i < 1_000; i++) memo.remember(request({ cookie: pair(`attacker-token-${i % 7}`, `attacker-data-${i}`), origin: SITE_ORIGIN }), ok(), answer(undefined, "attacker"));
+    expect(memo.size).toBe(20 + SESSION_MEMO_ENTRIES_PER_USER);
+    for (let u = 0; u < 20; u++) expect(memo.lookup(request({ cookie: pair(`token-${u}`, `data-${u}`), origin: SITE_ORIGIN }))?.userId).toBe(`user-${u}`);
+    // The attacker's newest entries are the ones kept.
+    expect(memo.lookup(request({ cookie: pair("attacker-token-5", "attacker-data-999"), origin: SITE_ORIGIN }))).not.toBeNull();
+    expect(memo.lookup(request({ cookie: pair("attacker-token-0", "attacker-data-0"), origin: SITE_ORIGIN }))).toBeNull();
+  });
+
+  test("a key longer than a session cookie pair is never kept, and the entries' bytes stay under the bound that the heap confirms", () => {
+    const memo = memoOf();
+    memo.remember(request({ cookie: pair("t1", "x".repeat(SESSION_MEMO_MAX_KEY)) }), ok(), answer());
+    expect(memo.size).toBe(0);
+    // The largest entries a client can get kept: a data cookie at the key's limit, one per user.
+    const heapBefore = heapAfterCollection();
+    const data = (n: number) => `${String(n).padStart(8, "0")}${"d".repeat(SESSION_MEMO_MAX_KEY - 200)}`;
+    const count = 2 * Math.ceil(SESSION_MEMO_BYTES / SESSION_MEMO_MAX_KEY);
+    for (let n = 0; n < count; n++) memo.remember(request({ cookie: pair(`token-${n}`, data(n)), origin: SITE_ORIGIN }), ok(), answer(undefined, `user-${n}`));
+    expect(memo.bytes).toBeLessThanOrEqual(SESSION_MEMO_BYTES);
+    expect(memo.bytes).toBeGreaterThan(SESSION_MEMO_BYTES - 2 * SESSION_MEMO_MAX_KEY);
+    expect(memo.size).toBeLessThan(count);
+    // What the entries really hold on the heap is within the estimate.
+    const grown = heapAfterCollection() - heapBefore;
+    expect(grown).toBeLessThanOrEqual(SESSION_MEMO_BYTES);
+    expect(memo.lookup(request({ cookie: pair(`token-${count - 1}`, data(count - 1)), origin: SITE_ORIGIN }))).not.toBeNull();
   });
 });
+
+function heapAfterCollection(): number {
+  Bun.gc(true);
+  return heapStats().heapSize;
+}
 
 /** The app listening on a free port with a memo that counts its hits; `logLines` collects its JSON log lines. */
 async function listeningApp(env: Record<string, string> = {}, logLines?: string[]) {
   const t = await createTestApp(env);
-  const inner = createSessionMemo();
+  const inner = createSessionMemo({ cookies: getCookies(t.auth.options), trustedOrigins: t.config.corsOrigins });
   let hits = 0;
   const memo: SessionMemo = {
     lookup(r) {
@@ -73,6 +128,9 @@ async function listeningApp(env: Record<string, string> = {}, logLines?: string[
     remember: (...args) => inner.remember(...args),
     get size() {
       return inner.size;
+    },
+    get bytes() {
+      return inner.bytes;
     },
   };
   const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: logLines ? createLogger("info", (line) => logLines.push(line), "json") : quietLogger, version: "test", sessionMemo: memo });
@@ -149,9 +207,29 @@ describe("over the socket", () => {
     expect(refused.status).toBe(200);
     await refused.text();
     expect(s.hits()).toBe(0);
-    // The evil origin's answer was kept under its own key; the tampered one was not kept at all.
-    expect(s.memo.size).toBe(2);
+    // Neither the untrusted origin's answer nor the tampered one was kept.
+    expect(s.memo.size).toBe(1);
   });
+
+  test("one signed-in client varying Origin, adding junk cookies or fetching fresh cache cookies cannot grow it past its own few entries; another user's entry stays", async () => {
+    const s = await listeningApp();
+    const cacheOf = async (cookie: string) => (await s.get(cookie)).headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`))!.split(";")[0]!;
+    const victim = await signUp(s.t);
+    const victimCookies = `${victim.cookie}; ${await cacheOf(victim.cookie)}`;
+    await (await s.get(victimCookies)).text();
+    const attacker = await signUp(s.t);
+    const attackerCookies = `${attacker.cookie}; ${await cacheOf(attacker.cookie)}`;
+    // 600 requests with a 12 KB Origin each, then 300 with a junk cookie each, then 20 fresh cache cookies.
+    for (let i = 0; i < 600; i++) await (await s.get(attackerCookies, { origin: `https://${String(i).padStart(4, "0")}${"a".repeat(12_000)}.test` })).text();
+    for (let i = 0; i < 300; i++) await (await s.get(`${attackerCookies}; junk${i}=${"j".repeat(1_000)}`)).text();
+    for (let i = 0; i < 20; i++) await (await s.get(`${attacker.cookie}; ${await cacheOf(attacker.cookie)}`)).text();
+    expect(s.memo.size).toBeLessThanOrEqual(1 + SESSION_MEMO_ENTRIES_PER_USER);
+    expect(s.memo.bytes).toBeLessThan((1 + SESSION_MEMO_ENTRIES_PER_USER) * 8 * 1024);
+    const hitsBefore = s.hits();
+    const kept = await s.get(victimCookies);
+    expect(s.hits()).toBe(hitsBefore + 1);
+    expect(((await kept.json()) as { user: { id: string } }).user.id).toBe(victim.userId);
+  }, 60_000);
 
   test("with the cookie cache off nothing is kept, and with a one-second cache the entry ends with the cookie", async () => {
     const off = await listeningApp({ SESSION_COOKIE_CACHE: "off" });
