@@ -39,7 +39,7 @@ describe("requests from an origin not in CORS_ORIGINS", () => {
     lines.length = 0;
     await t.request("/api/auth/get-session", { headers: { origin: SITE_ORIGIN } });
     await t.request("/api/auth/get-session", { headers: { origin: new URL(t.config.baseUrl).origin } });
-    await t.app.handle(new Request(new URL("/api/auth/get-session", t.config.baseUrl)));
+    await t.app.handle(new Request(new URL("/api/auth/get-session", t.config.baseUrl).toString()));
     expect(refusedLines()).toEqual([]);
   });
 });
