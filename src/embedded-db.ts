@@ -33,12 +33,21 @@ async function loadEmbeddedPostgres() {
   return EmbeddedPostgres;
 }
 
+/**
+ * Whether `pid` still runs. A process that exited but was not reaped (a zombie) does not: after
+ * `bun --watch` restarts the server in the same process, the Postgres it started is still that
+ * process's child, and nothing reaps it when it exits.
+ */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    if ((error as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return !existsSync("/proc/self/stat"); // gone since the signal test, or no /proc (macOS, Windows): it decides
   }
 }
 
@@ -74,13 +83,15 @@ function runsCluster(pid: number, clusterDir: string): boolean {
 /**
  * A run that was killed (SIGKILL, a crash, `bun --watch` restarting the process) leaves its lock file,
  * and its Postgres may still be running, orphaned. The orphan is stopped (fast shutdown: SIGINT); a
- * lock whose pid now belongs to another process is removed; a lock of a dead pid Postgres clears itself.
+ * lock whose pid has exited (Postgres would take an unreaped one for alive) or now belongs to another
+ * process is removed.
  */
 async function clearStaleLock(clusterDir: string, log: (message: string) => void): Promise<void> {
   const pid = lockedPid(clusterDir);
-  if (pid === null || !isAlive(pid)) return;
-  if (!runsCluster(pid, clusterDir)) {
-    log(`removing the stale lock of the embedded database (pid ${pid} is another process now)`);
+  if (pid === null) return;
+  const alive = isAlive(pid);
+  if (!alive || !runsCluster(pid, clusterDir)) {
+    log(`removing the stale lock of the embedded database (pid ${pid} ${alive ? "is another process now" : "has exited"})`);
     rmSync(resolve(clusterDir, "postmaster.pid"));
     return;
   }

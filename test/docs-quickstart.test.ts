@@ -1,9 +1,9 @@
 // The docs run as written: the FastAPI README's quick start (its code blocks, extracted and run in order
 // against `bun run dev`) and the main README's React snippet (type-checked with tsc --strict).
 import { describe, expect, test } from "bun:test";
-import { chmodSync, cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanUpAfterFile, createTempDir, PROJECT_DIR, spawnProject } from "./helpers.ts";
+import { cleanUpAfterFile, createProjectCopy, createTempDir, PROJECT_DIR, spawnProject } from "./helpers.ts";
 
 cleanUpAfterFile();
 
@@ -31,13 +31,7 @@ describe("integrations/fastapi/README.md, Quick start", () => {
       expect(blocks.map((block) => block.language)).toEqual(["sh", "python", "sh", "sh"]);
       const [settings, app, server, calls] = blocks as [CodeBlock, CodeBlock, CodeBlock, CodeBlock];
 
-      // A fresh copy of the project, as a newcomer has it after `bun install`: its own .data/.
-      const dir = createTempDir("quickstart");
-      chmodSync(dir, 0o755); // run as root, the development Postgres runs as `postgres` and must reach .data/
-      for (const path of ["package.json", "bunfig.toml", "tsconfig.json", "src", "sql"]) cpSync(join(PROJECT_DIR, path), join(dir, path), { recursive: true });
-      mkdirSync(join(dir, "integrations/fastapi"), { recursive: true });
-      cpSync(join(PROJECT_DIR, "integrations/fastapi/auth_server_fastapi.py"), join(dir, "integrations/fastapi/auth_server_fastapi.py"));
-      symlinkSync(join(PROJECT_DIR, "node_modules"), join(dir, "node_modules"));
+      const dir = createProjectCopy("quickstart", ["integrations/fastapi/auth_server_fastapi.py"]);
       writeFileSync(join(dir, "app.py"), app.code);
 
       // The README's ports (3001, 5433, 8000) are fixed: as root the run gets a network namespace of its

@@ -3,10 +3,11 @@
 // statements, pools and LISTEN/NOTIFY, keeps its data across restarts, recovers from a killed run, and
 // stops with the server.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   cleanUpAfterFile,
+  createProjectCopy,
   createTempDir,
   freePort,
   onCleanup,
@@ -30,21 +31,23 @@ chmodSync(tempDir, 0o755);
 const dataDir = join(tempDir, "nested", "data");
 const clusterDir = join(dataDir, "postgres");
 
-/** `bun run dev` with no DATABASE_URL and no secret, on free ports; healthy. */
+/** The environment of `bun run dev` on `port`: no DATABASE_URL, no secret. */
+const devEnv = (port: number, env: Record<string, string>) => ({
+  NODE_ENV: "development",
+  HOST: "127.0.0.1",
+  PORT: String(port),
+  BETTER_AUTH_URL: `http://localhost:${port}`,
+  CORS_ORIGINS: SITE_ORIGIN,
+  LOG_LEVEL: "info",
+  ...env,
+});
+
+/** `bun run dev` on free ports, its data in `dataDir`; healthy. */
 async function startDev() {
   const port = freePort();
   let databasePort = freePort();
   while (databasePort === port) databasePort = freePort();
-  const child = spawnProject(["bun", "run", "dev"], {
-    NODE_ENV: "development",
-    DATA_DIR: dataDir,
-    EMBEDDED_DB_PORT: String(databasePort),
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    BETTER_AUTH_URL: `http://localhost:${port}`,
-    CORS_ORIGINS: SITE_ORIGIN,
-    LOG_LEVEL: "info",
-  });
+  const child = spawnProject(["bun", "run", "dev"], devEnv(port, { DATA_DIR: dataDir, EMBEDDED_DB_PORT: String(databasePort) }));
   const url = `http://127.0.0.1:${port}`;
   await waitForHealth(url, child, START_TIMEOUT_MS);
   const databaseUrl = `postgres://postgres:postgres@127.0.0.1:${databasePort}/postgres`;
@@ -258,6 +261,38 @@ describe("the embedded database (bun run dev without DATABASE_URL)", () => {
       } finally {
         expect(await stop(next.child)).toBe(0);
       }
+    },
+    STEP_TIMEOUT_MS,
+  );
+
+  test(
+    "a source change makes bun --watch restart the server in its process: the Postgres it started there is replaced within seconds",
+    async () => {
+      // A copy of the project, so that editing a source file restarts this server only.
+      const project = createProjectCopy("watch");
+      const port = freePort();
+      const child = spawnProject(["bash", "-c", `cd ${project} && exec bun run dev`], devEnv(port, { EMBEDDED_DB_PORT: "0" }));
+      const url = `http://127.0.0.1:${port}`;
+      await waitForHealth(url, child, START_TIMEOUT_MS);
+      const cluster = join(project, ".data", "postgres");
+      const before = Number(readFileSync(join(cluster, "postmaster.pid"), "utf8").split("\n")[0]);
+      const started = Date.now();
+      appendFileSync(join(project, "src", "secret.ts"), "\n// edited\n");
+      while (!child.output().includes(`left running by an earlier run (pid ${before})`) || child.output().split("listening on").length < 3) {
+        if (Date.now() - started > 30_000) throw new Error(`no restart within 30 s:\n${child.output()}`);
+        await Bun.sleep(100);
+      }
+      // The old Postgres exited as a child of the restarted process, which does not reap it: waiting on
+      // it as if it still ran would hold the restart for the whole stop timeout.
+      expect(Date.now() - started).toBeLessThan(8_000);
+      await waitForHealth(url, child, START_TIMEOUT_MS);
+      const email = uniqueEmail("watch");
+      expect((await post(url, "/api/auth/sign-up/email", { name: "Watch", email, password: PASSWORD })).status).toBe(200);
+      const after = Number(readFileSync(join(cluster, "postmaster.pid"), "utf8").split("\n")[0]);
+      expect(after).not.toBe(before);
+      expect(isAlive(before)).toBe(false);
+      expect(await stop(child)).toBe(0);
+      expect(isAlive(after)).toBe(false);
     },
     STEP_TIMEOUT_MS,
   );
