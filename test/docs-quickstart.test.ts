@@ -54,7 +54,10 @@ describe("integrations/fastapi/README.md, Quick start", () => {
         calls.code,
         "echo; echo '--- unauthenticated'",
         "curl -s -w ' %{http_code}' http://localhost:8000/api/profile",
-        "echo",
+        "echo; echo '--- signed with another secret'",
+        `curl -s -w ' %{http_code}' -H "Authorization: Bearer \${TOKEN%.*}.c2lnbmVkIHdpdGggYW5vdGhlciBzZWNyZXQ=" http://localhost:8000/api/profile`,
+        "echo; echo '--- uvicorn log'",
+        "cat uvicorn.log",
       ].join("\n");
       // Debian's python3 (where the packages of the README's apt-get line install) first on PATH.
       const env = { PATH: `/usr/bin:/bin:${process.env.PATH ?? ""}` };
@@ -69,6 +72,9 @@ describe("integrations/fastapi/README.md, Quick start", () => {
       expect(profile).toMatchObject({ email: "ada@example.com", role: "user", level: "beginner" });
       expect(typeof profile.id).toBe("string");
       expect(output).toContain('{"detail":{"code":"UNAUTHENTICATED","message":"sign in to use this route"}} 401');
+      // What uvicorn shows of the module's log, with no logging set up by the app.
+      expect(output).toContain('"code":"INVALID_SESSION"');
+      expect(output.split("--- uvicorn log")[1]).toContain("matches none of the 1 secret(s) given to SessionAuth");
     },
     120_000,
   );
