@@ -141,7 +141,10 @@ export async function startEmbeddedDatabase(
     onError: (error) => output.push(error instanceof Error ? error.message : String(error)),
   });
   const failure = (what: string, error: unknown) => {
-    const reason = error instanceof Error ? error.message : output.join("").trim().split("\n").slice(-3).join(" | ");
+    // Postgres says why on lines like "could not bind IPv4 address ... Address already in use" and "FATAL: ...".
+    const lines = output.join("").trim().split("\n");
+    const telling = lines.filter((line) => /FATAL|ERROR|HINT|could not|in use/.test(line));
+    const reason = error instanceof Error ? error.message : (telling.length ? telling : lines.slice(-3)).join(" | ");
     return new Error(`embedded database: ${what} failed (${reason || "no output"}); set EMBEDDED_DB_PORT to a free port, or DATABASE_URL`);
   };
 

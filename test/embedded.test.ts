@@ -296,4 +296,18 @@ describe("the embedded database (bun run dev without DATABASE_URL)", () => {
     },
     STEP_TIMEOUT_MS,
   );
+
+  test("a taken EMBEDDED_DB_PORT stops the start with exit code 1, Postgres's reason and the setting to change", async () => {
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const child = spawnProject(["bun", "run", "dev"], devEnv(freePort(), { DATA_DIR: dataDir, EMBEDDED_DB_PORT: String(holder.port) }));
+      expect(await child.exited(30_000)).toBe(1);
+      expect(child.output()).toContain(`embedded database: starting Postgres on 127.0.0.1:${holder.port} failed`);
+      expect(child.output()).toContain("Address already in use");
+      expect(child.output()).toContain("set EMBEDDED_DB_PORT to a free port, or DATABASE_URL");
+      expect(existsSync(join(clusterDir, "postmaster.pid"))).toBe(false);
+    } finally {
+      holder.stop(true);
+    }
+  }, STEP_TIMEOUT_MS);
 });
