@@ -30,6 +30,9 @@ describe("integrations/fastapi/README.md, Quick start", () => {
       const blocks = codeBlocks(readFileSync(join(PROJECT_DIR, "integrations/fastapi/README.md"), "utf8"), "## Quick start");
       expect(blocks.map((block) => block.language)).toEqual(["sh", "python", "sh", "sh"]);
       const [settings, app, server, calls] = blocks as [CodeBlock, CodeBlock, CodeBlock, CodeBlock];
+      // The main README's curl lines for scripts, run against the same server once Ada has signed up.
+      const [scripts] = codeBlocks(readFileSync(join(PROJECT_DIR, "README.md"), "utf8"), "### Scripts and curl");
+      expect(scripts!.language).toBe("sh");
 
       const dir = createProjectCopy("quickstart", ["integrations/fastapi/auth_server_fastapi.py"]);
       writeFileSync(join(dir, "app.py"), app.code);
@@ -56,6 +59,10 @@ describe("integrations/fastapi/README.md, Quick start", () => {
         "curl -s -w ' %{http_code}' http://localhost:8000/api/profile",
         "echo; echo '--- signed with another secret'",
         `curl -s -w ' %{http_code}' -H "Authorization: Bearer \${TOKEN%.*}.c2lnbmVkIHdpdGggYW5vdGhlciBzZWNyZXQ=" http://localhost:8000/api/profile`,
+        "echo; echo '--- scripts and curl'",
+        scripts!.code,
+        "echo; echo '--- after sign-out'",
+        `curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOKEN" http://localhost:8000/api/profile`,
         "echo; echo '--- uvicorn log'",
         "cat uvicorn.log",
       ].join("\n");
@@ -72,6 +79,11 @@ describe("integrations/fastapi/README.md, Quick start", () => {
       expect(profile).toMatchObject({ email: "ada@example.com", role: "user", level: "beginner" });
       expect(typeof profile.id).toBe("string");
       expect(output).toContain('{"detail":{"code":"UNAUTHENTICATED","message":"sign in to use this route"}} 401');
+      // The README's script: signed in, its session read with the bearer token, then signed out.
+      const scriptOutput = output.split("--- scripts and curl\n")[1]!.split("--- after sign-out")[0]!;
+      expect(scriptOutput).toContain('"email":"ada@example.com"');
+      expect(scriptOutput).toContain('{"success":true}');
+      expect(output.split("--- after sign-out\n")[1]).toMatch(/^\{"detail":\{"code":"INVALID_SESSION"[^\n]*\} 401/);
       // What uvicorn shows of the module's log, with no logging set up by the app.
       expect(output).toContain('"code":"INVALID_SESSION"');
       expect(output.split("--- uvicorn log")[1]).toContain("matches none of the 1 secret(s) given to SessionAuth");

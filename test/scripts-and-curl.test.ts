@@ -80,7 +80,10 @@ describe("when an Origin is needed", () => {
 
 describe("the cookie cache and a cookie jar", () => {
   test("a jar holding better-auth.session_data still gets the session from get-session after it was revoked elsewhere, until ?disableCookieCache=true", async () => {
-    const { bearer, jar } = await signUpWithCurl();
+    const { email, jar: signUpJar } = await signUpWithCurl();
+    expect(signUpJar).toContain("better-auth.session_data=");
+    const signIn = await curl("/api/auth/sign-in/email", { json: { email, password: PASSWORD } });
+    const [bearer, jar] = [signIn.headers.get("set-auth-token")!, jarOf(signIn)];
     expect(jar).toContain("better-auth.session_data=");
     // Signed out through the bearer token (another client of the same session): the row is gone.
     expect((await curl("/api/auth/sign-out", { method: "POST", headers: { authorization: `Bearer ${bearer}` } })).status).toBe(200);
