@@ -13,6 +13,7 @@ import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
 import { normaliseLinkResponse } from "./link-errors.ts";
+import { createRefusedOriginLog } from "./refused-origins.ts";
 import type { Logger } from "./log.ts";
 import { completeReference, referencePage } from "./api-reference.ts";
 import { createMetrics, METRICS_CONTENT_TYPE, type Metrics } from "./metrics.ts";
@@ -194,10 +195,12 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     return response;
   };
 
+  const logRefusedOrigin = createRefusedOriginLog(config, logger);
   const app = new Elysia({ serve: { routes: { "/health": { GET: health }, "/api/auth/get-session": { GET: getSessionRoute } } } })
     .wrap(observer.wrap as never)
     // First, so that answers given before any route (CORS preflights, 413s) carry them too.
     .onRequest(({ request, set }) => void Object.assign(set.headers, securityHeadersFor(new URL(request.url).pathname)))
+    .onRequest(({ request }) => logRefusedOrigin(request)) // before CORS, which answers preflights itself
     .use(
       cors({
         origin: config.corsOrigins,

@@ -33,7 +33,7 @@ export interface DatabaseProbe {
   close(): Promise<void>;
 }
 
-/** The pool itself as the probe: for the embedded database, whose pool has one connection. */
+/** The pool itself as the probe: for an app built in-process without a probe of its own (tests). */
 export function poolProbe(sql: Sql): DatabaseProbe {
   return { check: (timeoutMs) => checkDatabase(sql, timeoutMs), close: async () => {} };
 }
@@ -107,34 +107,25 @@ export interface Database {
 }
 
 /** The configured database, or the embedded one when no DATABASE_URL is set outside production. */
-export async function openDatabase(config: Pick<Config, "databaseUrl" | "databasePoolMax" | "dataDir" | "embeddedDatabasePort">): Promise<Database> {
-  if (config.databaseUrl) {
-    const sql = createPool(config.databaseUrl, { max: config.databasePoolMax });
-    const probe = createDatabaseProbe(config.databaseUrl);
-    return {
-      sql,
-      probe,
-      url: config.databaseUrl,
-      embedded: false,
-      poolMax: config.databasePoolMax,
-      close: async () => {
-        await Promise.all([sql.end({ timeout: 5 }), probe.close()]);
-      },
-    };
-  }
-  const { startEmbeddedDatabase, EMBEDDED_POOL_MAX } = await import("./embedded-db.ts");
-  const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedDatabasePort);
-  const sql = createPool(embedded.url, { max: EMBEDDED_POOL_MAX });
-  // PGlite interleaves concurrent connections' messages (see embedded-db.ts): the probe shares the pool.
+export async function openDatabase(
+  config: Pick<Config, "databaseUrl" | "databasePoolMax" | "dataDir" | "embeddedDatabasePort">,
+  log: (message: string) => void = () => {},
+): Promise<Database> {
+  const embedded = config.databaseUrl
+    ? null
+    : await (await import("./embedded-db.ts")).startEmbeddedDatabase(config.dataDir, config.embeddedDatabasePort, log);
+  const url = embedded?.url ?? config.databaseUrl!;
+  const sql = createPool(url, { max: config.databasePoolMax });
+  const probe = createDatabaseProbe(url);
   return {
     sql,
-    probe: poolProbe(sql),
-    url: embedded.url,
-    embedded: true,
-    poolMax: EMBEDDED_POOL_MAX,
-    async close() {
-      await sql.end({ timeout: 5 });
-      await embedded.stop();
+    probe,
+    url,
+    embedded: embedded !== null,
+    poolMax: config.databasePoolMax,
+    close: async () => {
+      await Promise.all([sql.end({ timeout: 5 }), probe.close()]);
+      await embedded?.stop();
     },
   };
 }

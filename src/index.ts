@@ -26,11 +26,11 @@ export interface RunningServer {
 
 export async function startServer(baseConfig: Config, logger: Logger = createLogger(baseConfig.logLevel, undefined, baseConfig.logFormat)): Promise<RunningServer> {
   const config = ensureSecret(baseConfig, logger);
-  const database = await openDatabase(config);
+  const database = await openDatabase(config, (message) => logger.info(message));
   let closeRedis = () => {};
   try {
     if (database.embedded) {
-      logger.info(`embedded database (PGlite, data in ${config.dataDir}) at ${database.url}`);
+      logger.info(`embedded database (PostgreSQL, data in ${config.dataDir}) at ${database.url}`);
     }
     // The migration check waits on Postgres while the objects below are built (cold start); nothing
     // below queries the database before it is awaited.

@@ -2,9 +2,9 @@
 // real port, and Better Auth's own client with a cookie jar.
 import { afterAll, expect } from "bun:test";
 import type { Subprocess } from "bun";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createAuthClient } from "better-auth/client";
 import { passkeyClient } from "@better-auth/passkey/client";
 import { adminClient, jwtClient, magicLinkClient, organizationClient, twoFactorClient } from "better-auth/client/plugins";
@@ -258,6 +258,22 @@ export function sessionCookieOf(response: Response): string {
 
 /** The project folder, where `bun run ...` and `bun src/index.ts` are run from. */
 export const PROJECT_DIR = resolve(import.meta.dir, "..");
+
+/**
+ * A copy of the project as a newcomer has it after `bun install` (sources, migrations, the installed
+ * node_modules linked), in a temporary folder of its own: `.data/` and edited files stay there. Readable
+ * by others: run as root, the development Postgres runs as `postgres` and must reach `.data/`.
+ */
+export function createProjectCopy(label: string, paths: string[] = []): string {
+  const dir = createTempDir(label);
+  chmodSync(dir, 0o755);
+  for (const path of ["package.json", "bunfig.toml", "tsconfig.json", "src", "sql", ...paths]) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    cpSync(join(PROJECT_DIR, path), join(dir, path), { recursive: true });
+  }
+  symlinkSync(join(PROJECT_DIR, "node_modules"), join(dir, "node_modules"));
+  return dir;
+}
 
 /** A new temporary folder, removed after the test file. */
 export function createTempDir(label = "tmp"): string {

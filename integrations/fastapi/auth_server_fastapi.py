@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import math
 import threading
 import time
@@ -32,6 +33,21 @@ from fastapi import Depends, HTTPException, Request
 from jwt import PyJWKClient
 from jwt.exceptions import PyJWKClientError, PyJWKSetError
 from starlette.concurrency import run_in_threadpool
+
+# Why a request was refused, for the operator: what to check (the secret, the issuer, the JWKS address).
+# The client's answer names none of it.
+logger = logging.getLogger("auth_server_fastapi")
+LOG_INTERVAL_SECONDS = 60
+_last_logged: dict[str, float] = {}
+
+
+def _log_cause(kind: str, level: int, message: str) -> None:
+    """Log `message`, at most once per LOG_INTERVAL_SECONDS for each kind (bad tokens come in floods)."""
+    now = time.monotonic()
+    if now - _last_logged.get(kind, -math.inf) >= LOG_INTERVAL_SECONDS:
+        _last_logged[kind] = now
+        logger.log(level, message)
+
 
 # Better Auth's session cookie: `__Secure-` prefixed when the server's URL (BETTER_AUTH_URL) is https://
 # (RFC 6265bis 4.1.3.1), plain over http:// in development. The server reads only the one name its URL
@@ -115,8 +131,11 @@ class AuthError(Exception):
         return HTTPException(self.status, detail={"code": self.code, "message": self.message}, headers=headers)
 
 
-def auth_unavailable(message: str) -> HTTPException:
-    """The auth server (its JWKS) cannot be reached: not the caller's fault, so not a 401."""
+def auth_unavailable(cause: str) -> HTTPException:
+    """The auth server (its JWKS) cannot be reached: not the caller's fault, so not a 401. The cause
+    (an internal address, a system error) goes to the log, not to the client (ASVS 7.4.1)."""
+    _log_cause("jwks", logging.ERROR, f"answering 503 AUTH_UNAVAILABLE: {cause}")
+    message = "the auth server cannot be reached to check the token; try again shortly"
     return HTTPException(503, detail={"code": "AUTH_UNAVAILABLE", "message": message}, headers={"Retry-After": "5"})
 
 
@@ -237,6 +256,14 @@ def verify_signed_token(value: str, secrets: Sequence[str]) -> str | None:
     for secret in secrets:
         expected = sign_session_token(token, secret).rpartition(".")[2].encode()
         matched |= hmac.compare_digest(given, expected)  # ASVS 6.2.x: constant-time comparison
+    if not matched:
+        _log_cause(
+            "signature",
+            logging.WARNING,
+            f"a session token's signature matches none of the {len(secrets)} secret(s) given to SessionAuth: check that "
+            "they are the auth server's BETTER_AUTH_SECRET (in development the auth server's .data/secret) and, after "
+            "a rotation, the whole BETTER_AUTH_SECRETS keyring, current first",
+        )
     return token if matched else None
 
 
@@ -621,10 +648,38 @@ class JwtAuth(Authenticator):
                 options={"require": list(REQUIRED_CLAIMS)},
             )
         except (jwt.PyJWTError, ValueError, TypeError) as error:
+            self._log_refusal(token, error)
             raise AuthError.invalid("INVALID_TOKEN", _describe(error)) from None
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise AuthError.invalid("INVALID_TOKEN", "the JWT subject is empty")
         return claims
+
+    def _log_refusal(self, token: str, error: Exception) -> None:
+        """A refusal that points at this app's settings rather than at the caller: say what to check."""
+        if isinstance(error, (jwt.InvalidIssuerError, jwt.InvalidAudienceError)):
+            # The signature verified before the claims were checked: these claims are the auth server's.
+            claims = jwt.decode(token, options={"verify_signature": False})
+        if isinstance(error, jwt.InvalidIssuerError):
+            _log_cause(
+                "issuer",
+                logging.WARNING,
+                f"a JWT signed by a published key has the issuer {claims.get('iss')!r}, this JwtAuth expects "
+                f"{self.issuer!r}: JwtAuth(issuer=...) must be the auth server's BETTER_AUTH_URL",
+            )
+        elif isinstance(error, jwt.InvalidAudienceError):
+            _log_cause(
+                "audience",
+                logging.WARNING,
+                f"a JWT signed by a published key has the audience {claims.get('aud')!r}, this JwtAuth expects "
+                f"{self.audience!r}: JwtAuth(audience=...) must be the auth server's JWT_AUDIENCE (default: its BETTER_AUTH_URL)",
+            )
+        elif isinstance(error, jwt.InvalidSignatureError):
+            _log_cause(
+                "jwt-signature",
+                logging.WARNING,
+                f"a JWT's signature does not verify with the key it names from {self.jwks.uri}: check that this is the "
+                "key set of the auth server that issued it",
+            )
 
     def signing_key(self, kid: str) -> jwt.PyJWK | None:
         """The published key `kid`, fetching the key set again (rate-limited) when it is unknown."""
@@ -642,7 +697,7 @@ class JwtAuth(Authenticator):
         try:
             keys = self.jwks.get_signing_keys(refresh=refresh)
         except (PyJWKClientError, PyJWKSetError) as error:
-            raise JwksUnavailable(f"the auth server's key set is unusable: {error}") from error
+            raise JwksUnavailable(f"the key set at {self.jwks.uri} is unusable: {error}") from error
         return next((key for key in keys if key.key_id == kid), None)
 
 
