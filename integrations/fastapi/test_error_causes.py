@@ -28,7 +28,7 @@ def causes(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_a_session_token_signed_with_another_secret_logs_what_to_check_and_answers_a_plain_401(caplog):
     signed = sign_session_token("a" * 32, SERVER_SECRET)
-    with caplog.at_level(logging.WARNING), example_client(SessionAuth("not the server's secret, but 32 characters long")) as client:
+    with caplog.at_level(logging.WARNING), example_client(SessionAuth("not the server's secret, but 32 characters long", base_url="http://localhost:3001")) as client:
         for _ in range(3):
             response = client.get("/api/profile", headers=bearer(signed))
             assert response.status_code == 401
