@@ -14,6 +14,8 @@ import type { JwtOptions } from "better-auth/plugins";
 import { parseCookies, serializeCookie } from "better-call";
 import { importJWK } from "jose";
 import type { Auth } from "./auth.ts";
+import { readCacheCookie, trustedCopy } from "./cache-trust.ts";
+import type { ChangeNotices } from "./change-notices.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
 import { noteRequestUser } from "./observe.ts";
@@ -62,7 +64,7 @@ function outputFields(table: { fields: Record<string, { type: unknown; fieldName
   return fields;
 }
 
-export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger): Promise<SessionFastPath | null> {
+export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger, notices: ChangeNotices): Promise<SessionFastPath | null> {
   const options = auth.options as typeof auth.options & Record<string, any>;
   const session = options.session as Record<string, any> | undefined;
   const cookieCache = session?.cookieCache?.enabled ? (session.cookieCache as Record<string, any>) : null;
@@ -135,29 +137,22 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   const sign = (text: string) => createHmac("sha256", secret).update(text).digest("base64url");
 
   /**
-   * The session a valid, current session_data cookie holds for `token`, and until when the cookie
-   * proves it, or null (Better Auth decides).
+   * The session a valid, current session_data cookie holds for `token`, until when the cookie proves
+   * it and when it was written, or null (Better Auth decides). A copy the change notices do not vouch
+   * for (src/change-notices.ts) is null too: Better Auth then reads the rows.
    */
-  function cachedPair(jar: Map<string, string>, token: string): { pair: SessionPair; validUntil: number } | null {
+  function cachedPair(jar: Map<string, string>, token: string): { pair: SessionPair; validUntil: number; issuedAt: number } | null {
     const value = jar.get(cookies.sessionData.name);
-    if (!value) return null;
-    let cached: { session?: { session?: Record<string, unknown>; user?: Record<string, unknown>; version?: string }; expiresAt?: number; signature?: string };
-    try {
-      cached = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
-    } catch {
-      return null;
-    }
-    const payload = cached?.session;
-    if (!payload?.session || !payload.user || typeof cached.expiresAt !== "number" || typeof cached.signature !== "string") return null;
-    const expected = Buffer.from(sign(JSON.stringify({ ...payload, expiresAt: cached.expiresAt })));
-    const sent = Buffer.from(cached.signature);
-    if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return null;
+    const cached = value ? readCacheCookie(value, secret, cacheMaxAge) : null;
+    if (!cached) return null;
+    const payload = cached.payload;
     const now = Date.now();
     const sessionExpiresAt = new Date(payload.session.expiresAt as string).getTime();
     if (payload.session.token !== token || (payload.version ?? "1") !== "1") return null;
     if (cached.expiresAt < now || !(sessionExpiresAt >= now)) return null;
+    if (!trustedCopy(cached, notices)) return null;
     noteRequestUser(payload.user.id);
-    return { pair: { session: payload.session, user: payload.user }, validUntil: Math.min(cached.expiresAt, sessionExpiresAt) };
+    return { pair: { session: payload.session, user: payload.user }, validUntil: Math.min(cached.expiresAt, sessionExpiresAt), issuedAt: cached.issuedAt };
   }
 
   /** The Set-Cookie line of a fresh session_data cookie for `pair`, or null when it would need chunks. */
@@ -202,7 +197,7 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
     return signingKey.value;
   }
 
-  type Minted = { jwt: string; version: string; reuseUntil: number };
+  type Minted = { jwt: string; version: string; reuseUntil: number; mintedAt: number };
   const minted = new Map<string, Minted>();
   const remember = (token: string, entry: Minted) => {
     minted.delete(token);
@@ -228,7 +223,7 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
           const cached = cachedPair(found.jar, found.token);
           if (!cached) return null;
           const body = JSON.stringify(cached.pair);
-          cachedAnswers.set(request, { body, validUntil: cached.validUntil, userId: cached.pair.user.id as string });
+          cachedAnswers.set(request, { body, validUntil: cached.validUntil, userId: cached.pair.user.id as string, sessionId: cached.pair.session.id as string, issuedAt: cached.issuedAt });
           return new Response(body, { headers: SESSION_HEADERS });
         }
       }
@@ -251,14 +246,16 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
       const claims = jwtOptions?.jwt?.definePayload ? await jwtOptions.jwt.definePayload(pair as any) : pair.user;
       const version = `${(pair.user.updatedAt as Date).getTime()}:${(pair.session.expiresAt as Date).getTime()}:${JSON.stringify(claims)}`;
       const cached = minted.get(sessionToken);
-      if (cached && cached.version === version && cached.reuseUntil > Date.now()) {
+      // The version misses changes that leave updated_at alone (a ban in SQL, say): the notices catch them.
+      if (cached && cached.version === version && cached.reuseUntil > Date.now() && notices.trusts(pair.session.id as string, pair.user.id as string, cached.mintedAt)) {
         return new Response(JSON.stringify({ token: cached.jwt }), { headers: JSON_HEADERS });
       }
+      const mintedAt = Date.now();
       const resolvedKey = await currentSigningKey();
       if (!resolvedKey) return null;
       const payload = { iat: Math.floor(Date.now() / 1000), ...claims, sub: (await jwtOptions?.jwt?.getSubject?.(pair as any)) ?? (pair.user.id as string) };
       const jwt = await signJWT({ context } as any, { options: jwtOptions, payload, resolvedKey } as any);
-      if (reuseMs > 0) remember(sessionToken, { jwt, version, reuseUntil: Date.now() + reuseMs });
+      if (reuseMs > 0) remember(sessionToken, { jwt, version, reuseUntil: Date.now() + reuseMs, mintedAt });
       return new Response(JSON.stringify({ token: jwt }), { headers: JSON_HEADERS });
     },
   };

@@ -12,10 +12,15 @@ export interface CachedSessionAnswer {
   /** Epoch ms after which the cookie no longer proves the session. */
   validUntil: number;
   userId: string;
+  sessionId: string;
+  /** Epoch ms the cache cookie was written: the app asks the change notices before replaying (src/change-notices.ts). */
+  issuedAt: number;
 }
 
 export interface MemoHit {
   userId: string;
+  sessionId: string;
+  issuedAt: number;
   /** A new Response with the kept body and headers. */
   response(): Response;
 }
@@ -73,8 +78,8 @@ export function createSessionMemo(maxEntries = SESSION_MEMO_ENTRIES): SessionMem
         if (!PER_REQUEST_HEADERS.has(name)) headers.append(name, value);
       });
       entries.delete(key);
-      const { body, validUntil, userId } = answer;
-      entries.set(key, { userId, validUntil, response: () => new Response(body, { headers }) });
+      const { body, validUntil, userId, sessionId, issuedAt } = answer;
+      entries.set(key, { userId, sessionId, issuedAt, validUntil, response: () => new Response(body, { headers }) });
       if (entries.size > maxEntries) entries.delete(entries.keys().next().value!);
     },
     get size() {

@@ -8,7 +8,7 @@ import { cleanUpAfterFile, createTestApp, PASSWORD, quietLogger, SITE_ORIGIN, si
 cleanUpAfterFile();
 
 const t = await createTestApp();
-const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger))!;
+const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger, t.notices))!;
 const DATA = "better-auth.session_data";
 
 const get = (app: TestApp, path: string, cookie: string) =>
@@ -83,7 +83,7 @@ describe("get-session with the cookie cache", () => {
 
   test("an expired cache cookie sends the request to the database again", async () => {
     const short = await createTestApp({ SESSION_COOKIE_CACHE: "1s" });
-    const shortFast = (await createSessionFastPath(short.auth, short.db.sql, quietLogger))!;
+    const shortFast = (await createSessionFastPath(short.auth, short.db.sql, quietLogger, short.notices))!;
     const { cookie, token } = await signUp(short);
     const cache = pairOf(setCookies((await shortFast.getSession(get(short, "/api/auth/get-session", cookie)))!)[DATA]!);
     expect(setCookies((await shortFast.getSession(get(short, "/api/auth/get-session", cookie)))!)[DATA]).toContain("Max-Age=1");

@@ -7,7 +7,7 @@ import { createTestApp, quietLogger, SITE_ORIGIN, signUp } from "./helpers.ts";
 
 // These tests are about the database path; test/cookie-cache.test.ts covers the cookie cache.
 const t = await createTestApp({ SESSION_COOKIE_CACHE: "off" });
-const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger))!;
+const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger, t.notices))!;
 
 const get = (path: string, headers: Record<string, string>) =>
   new Request(new URL(path, t.config.baseUrl).toString(), { headers: { origin: SITE_ORIGIN, ...headers } });

@@ -5,12 +5,13 @@ import { describe, expect, test } from "bun:test";
 import { createApp } from "../src/app.ts";
 import { createLogger } from "../src/log.ts";
 import { createSessionMemo, type SessionMemo } from "../src/session-memo.ts";
+import { untilTrusting } from "../src/change-notices.ts";
 import { cleanUpAfterFile, createTestApp, metricSample, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
 
 cleanUpAfterFile();
 
 const DATA = "better-auth.session_data";
-const answer = (validUntil = Date.now() + 60_000) => ({ body: '{"session":{},"user":{}}', validUntil, userId: "u1" });
+const answer = (validUntil = Date.now() + 60_000) => ({ body: '{"session":{},"user":{}}', validUntil, userId: "u1", sessionId: "s1", issuedAt: Date.now() });
 const request = (headers: Record<string, string>, path = "/api/auth/get-session", method = "GET") =>
   new Request(`http://127.0.0.1${path}`, { method, headers });
 const ok = () => new Response("{}", { headers: { "content-type": "application/json", "x-request-id": "r1", "cache-control": "no-store" } });
@@ -75,7 +76,8 @@ async function listeningApp(env: Record<string, string> = {}, logLines?: string[
       return inner.size;
     },
   };
-  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: logLines ? createLogger("info", (line) => logLines.push(line), "json") : quietLogger, version: "test", sessionMemo: memo });
+  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: logLines ? createLogger("info", (line) => logLines.push(line), "json") : quietLogger, version: "test", sessionMemo: memo, notices: t.notices });
+  await untilTrusting(t.notices);
   app.listen({ port: 0, hostname: "127.0.0.1" });
   onCleanup(() => app.stop(true));
   const url = `http://127.0.0.1:${app.server!.port}`;
