@@ -72,7 +72,8 @@ test("an expired session is left to Better Auth, which answers null and deletes 
 });
 
 test("query options and bearer tokens are left to Better Auth", async () => {
-  const { cookie, token, userId } = await signUp(t);
+  const { cookie, response, userId } = await signUp(t);
+  const token = response.headers.get("set-auth-token")!;
   expect(await fastPath.getSession(get("/api/auth/get-session?disableRefresh=true", { cookie }))).toBeNull();
   expect(await fastPath.getSession(get("/api/auth/get-session", { authorization: `Bearer ${token}` }))).toBeNull();
   const bearer = await t.request("/api/auth/get-session", { headers: { authorization: `Bearer ${token}` } });
