@@ -5,8 +5,9 @@
 // get-session, update-user, list-sessions, organization/create and /token all refuse it. A change to the
 // user row (profile, role, ban) is likewise never answered from an older copy.
 import { beforeAll, describe, expect, test } from "bun:test";
+import postgres from "postgres";
 import { untilTrusting } from "../src/change-notices.ts";
-import { cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, PASSWORD, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
+import { ADMIN_URL, cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, PASSWORD, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
 
 cleanUpAfterFile();
 
@@ -161,4 +162,53 @@ describe("list-sessions and revoke-session", () => {
     expect(await response.json()).toEqual({ code: "SESSION_NOT_FOUND", message: expect.any(String) });
     expect((await a.db.sql`select count(*)::int as n from sessions where user_id = ${victim.userId}`)[0]!.n).toBe(2);
   });
+});
+
+describe("the change listener", () => {
+  test("while it is disconnected nothing is answered from a copy; after it reconnects, only copies written after it listens again", async () => {
+    const c = await createTestApp();
+    await untilTrusting(c.notices);
+    const user = await signUp(c, { name: "Before" });
+    const browser = await withCachedCopy(c, user.cookie);
+    const fromCopy = async (cookie: string) => (await getSession(c, cookie)).headers.getSetCookie().length === 0;
+    const copyOf = async (cookie: string) => {
+      const response = await getSession(c, cookie);
+      const data = response.headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`));
+      return { body: (await response.json()) as { user: { name: string } }, browser: data ? `${user.cookie}; ${data.split(";")[0]}` : null };
+    };
+    // Keep it from reconnecting until the test allows it: no new connections to this database.
+    await c.db.sql`select 1`;
+    const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`alter database "${c.db.name}" allow_connections false`);
+    try {
+      const killed = await admin`
+        select pg_terminate_backend(pid) from pg_stat_activity where datname = ${c.db.name} and application_name = 'auth-server listener'`;
+      expect(killed.length).toBe(1);
+      const from = Date.now();
+      while (c.notices.current() && Date.now() - from < 5000) await Bun.sleep(10);
+      expect(c.notices.current()).toBe(false);
+      // A change this instance cannot hear about.
+      await c.db.sql`update users set name = 'Changed while away' where id = ${user.userId}`;
+      const fresh = await copyOf(browser);
+      expect(fresh.body.user.name).toBe("Changed while away");
+      expect(fresh.browser).not.toBeNull();
+      // Not even the copy it has just written is trusted while it cannot hear.
+      expect(await fromCopy(fresh.browser!)).toBe(false);
+      await Bun.sleep(600); // a reconnection attempt or more, refused
+      expect(c.notices.current()).toBe(false);
+      expect(await fromCopy(fresh.browser!)).toBe(false);
+    } finally {
+      await admin.unsafe(`alter database "${c.db.name}" allow_connections true`);
+      await admin.end();
+    }
+    const back = Date.now();
+    while (!c.notices.current() && Date.now() - back < 5000) await Bun.sleep(10);
+    expect(c.notices.current()).toBe(true);
+    // Copies written before it listened again stay distrusted; one written after it (and the clock margin) answers.
+    expect(await fromCopy(browser)).toBe(false);
+    await untilTrusting(c.notices);
+    const after = await copyOf(user.cookie);
+    expect(after.body.user.name).toBe("Changed while away");
+    expect(await fromCopy(after.browser!)).toBe(true);
+  }, 30_000);
 });
