@@ -82,34 +82,43 @@ async function signedInAdmin() {
   return admin;
 }
 
-describe("a revoked session's cached copy is refused by both instances within a second", () => {
-  const revocations: Array<[string, (victim: Awaited<ReturnType<typeof victimWithCachedBrowser>>) => Promise<unknown>]> = [
-    ["sign-out (of that session, elsewhere)", (v) => post(a, "/api/auth/sign-out", {}, v.otherCookie)],
-    [
-      "revoke-session with the handle list-sessions answers",
-      async (v) => {
-        const listed = (await (await a.request("/api/auth/list-sessions", { headers: { cookie: v.cookie } })).json()) as Array<{ token: string }>;
-        const [row] = await a.db.sql<{ id: string }[]>`select id from sessions where token = ${v.otherToken}`;
-        const response = await post(a, "/api/auth/revoke-session", { token: listed.find((s) => s.token.startsWith(`${row!.id}.`))!.token }, v.cookie);
-        expect(response.status).toBe(200);
-      },
-    ],
-    ["revoke-other-sessions", (v) => post(a, "/api/auth/revoke-other-sessions", {}, v.cookie)],
-    ["change-password with revokeOtherSessions", (v) => post(a, "/api/auth/change-password", { currentPassword: PASSWORD, newPassword: "another horse battery", revokeOtherSessions: true }, v.cookie)],
-    ["admin ban", async (v) => expect((await post(a, "/api/auth/admin/ban-user", { userId: v.userId }, (await signedInAdmin()).cookie)).status).toBe(200)],
-    ["admin revoke-user-sessions", async (v) => expect((await post(a, "/api/auth/admin/revoke-user-sessions", { userId: v.userId }, (await signedInAdmin()).cookie)).status).toBe(200)],
-    ["the session row deleted in SQL", (v) => a.db.sql`delete from sessions where token = ${v.otherToken}`],
-    ["the user deleted in SQL", (v) => a.db.sql`delete from users where id = ${v.userId}`],
-    ["the session expired (in SQL)", (v) => a.db.sql`update sessions set expires_at = now() - interval '1 second' where token = ${v.otherToken}`],
-  ];
-  for (const [name, revoke] of revocations) {
-    test(name, async () => {
-      const victim = await victimWithCachedBrowser();
-      await revoke(victim);
-      await refusedEverywhere(victim.browser, victim.userId, Date.now());
-    });
-  }
-});
+for (const store of ["Postgres", "Postgres and Redis"]) {
+  describe(`a revoked session's cached copy is refused by both instances within a second (${store})`, () => {
+    if (store !== "Postgres") {
+      beforeAll(async () => {
+        a = await createTestApp({ ADMIN_EMAILS: "", REDIS_URL: "redis://127.0.0.1:6379" });
+        b = await createSecondInstance(a);
+        await Promise.all([untilTrusting(a.notices), untilTrusting(b.notices)]);
+      }, 30_000);
+    }
+    const revocations: Array<[string, (victim: Awaited<ReturnType<typeof victimWithCachedBrowser>>) => Promise<unknown>]> = [
+      ["sign-out (of that session, elsewhere)", (v) => post(a, "/api/auth/sign-out", {}, v.otherCookie)],
+      [
+        "revoke-session with the handle list-sessions answers",
+        async (v) => {
+          const listed = (await (await a.request("/api/auth/list-sessions", { headers: { cookie: v.cookie } })).json()) as Array<{ token: string }>;
+          const [row] = await a.db.sql<{ id: string }[]>`select id from sessions where token = ${v.otherToken}`;
+          const response = await post(a, "/api/auth/revoke-session", { token: listed.find((s) => s.token.startsWith(`${row!.id}.`))!.token }, v.cookie);
+          expect(response.status).toBe(200);
+        },
+      ],
+      ["revoke-other-sessions", (v) => post(a, "/api/auth/revoke-other-sessions", {}, v.cookie)],
+      ["change-password with revokeOtherSessions", (v) => post(a, "/api/auth/change-password", { currentPassword: PASSWORD, newPassword: "another horse battery", revokeOtherSessions: true }, v.cookie)],
+      ["admin ban", async (v) => expect((await post(a, "/api/auth/admin/ban-user", { userId: v.userId }, (await signedInAdmin()).cookie)).status).toBe(200)],
+      ["admin revoke-user-sessions", async (v) => expect((await post(a, "/api/auth/admin/revoke-user-sessions", { userId: v.userId }, (await signedInAdmin()).cookie)).status).toBe(200)],
+      ["the session row deleted in SQL", (v) => a.db.sql`delete from sessions where token = ${v.otherToken}`],
+      ["the user deleted in SQL", (v) => a.db.sql`delete from users where id = ${v.userId}`],
+      ["the session expired (in SQL)", (v) => a.db.sql`update sessions set expires_at = now() - interval '1 second' where token = ${v.otherToken}`],
+    ];
+    for (const [name, revoke] of revocations) {
+      test(name, async () => {
+        const victim = await victimWithCachedBrowser();
+        await revoke(victim);
+        await refusedEverywhere(victim.browser, victim.userId, Date.now());
+      });
+    }
+  });
+}
 
 describe("a changed user row is never answered from an older copy", () => {
   const userOf = async (app: App, browser: string) => ((await (await getSession(app, browser)).json()) as { user: Record<string, unknown> }).user;
