@@ -326,7 +326,6 @@ class SessionAuth(Authenticator):
         database: Any = None,
         *,
         cookie_names: Sequence[str] = SESSION_COOKIES,
-        require_signature: bool = False,
         trusted_origins: Sequence[str] | None = None,
         role_permissions: Mapping[str, Iterable[str]] | None = None,
     ):
@@ -336,8 +335,6 @@ class SessionAuth(Authenticator):
         if not self.secrets:
             raise ValueError("SessionAuth needs the auth server's BETTER_AUTH_SECRET")
         self.cookie_names = tuple(cookie_names)
-        # As the bearer plugin's requireSignature: refuse an unsigned bearer token.
-        self.require_signature = require_signature
         self.trusted_origins = None if trusted_origins is None else frozenset(o.rstrip("/") for o in trusted_origins)
         self._db: _Database | None = None
         self._schema: SessionSchema | None = None
@@ -366,13 +363,9 @@ class SessionAuth(Authenticator):
         """
         bearer = bearer_credential(request)
         if bearer is not None:
-            if "." in bearer:
-                token = verify_signed_token(bearer, self.secrets)
-            elif self.require_signature:
-                token = None
-            else:
-                # The bearer plugin also accepts the unsigned token (the `token` of sign-in answers).
-                token = bearer if 0 < len(bearer) <= MAX_SESSION_TOKEN_LENGTH else None
+            # Only the signed value (set-auth-token) is a bearer token, as the auth server's bearer plugin
+            # (requireSignature) accepts it: the bare session token alone is not a credential.
+            token = verify_signed_token(bearer, self.secrets)
             if token is None:
                 raise AuthError.invalid("INVALID_SESSION", "the bearer token is not a session token of this server")
             return token, "bearer"
