@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import {
   countIdentityRows,
   createTestApp,
+  listedHandle,
   PASSWORD,
   sessionCookieOf,
   signUp,
@@ -239,10 +240,7 @@ describe("sessions", () => {
   test("revoke-session deletes the named session only; the current one keeps working", async () => {
     const current = await signUp(t);
     const other = await signIn(t, current.email);
-    const listed = (await (await t.request("/api/auth/list-sessions", { headers: { cookie: current.cookie } })).json()) as Array<{ token: string }>;
-    const [otherId] = await t.db.sql<{ id: string }[]>`select id from sessions where token = ${other.token}`;
-    const handle = listed.find((s) => s.token.startsWith(`${otherId!.id}.`))!.token;
-    const response = await post(t, "/api/auth/revoke-session", { token: handle }, current.cookie);
+    const response = await post(t, "/api/auth/revoke-session", { token: await listedHandle(t, current.cookie, other.token) }, current.cookie);
     expect(response.status).toBe(200);
     expect(await sessionTokensOf(t, current.userId)).toEqual([current.token]);
     expect(await getSession(t, other.cookie)).toBeNull();

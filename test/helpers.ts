@@ -243,6 +243,13 @@ export async function signUp(
   return { email, userId: body.user.id, token: body.token, cookie: sessionCookieOf(response), response };
 }
 
+/** The `token` list-sessions answers (a handle, src/session-handles.ts) for the session `token`, as `cookie`'s user sees it. */
+export async function listedHandle(t: Pick<TestApp, "request" | "db">, cookie: string, token: string): Promise<string> {
+  const [row] = await t.db.sql<{ id: string }[]>`select id from sessions where token = ${token}`;
+  const listed = (await (await t.request("/api/auth/list-sessions", { headers: { cookie } })).json()) as Array<{ id: string; token: string }>;
+  return listed.find((session) => session.id === row!.id)!.token;
+}
+
 /** The value of one sample in a Prometheus text exposition (the first with these labels), or undefined. */
 export function metricSample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
   for (const line of text.split("\n")) {
