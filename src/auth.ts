@@ -174,8 +174,8 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       expiresIn: config.sessionExpiresInSeconds,
       updateAge: config.sessionUpdateAgeSeconds,
       ...(secondaryStorage ? { storeSessionInDatabase: true } : {}),
-      // A signed copy of the session in a cookie answers get-session without a lookup for this long;
-      // a revoked session stays usable in that browser until its copy expires (README, "Cookie cache").
+      // A signed copy of the session in a cookie answers get-session without a lookup for this long,
+      // while the change notices vouch for it (src/change-notices.ts, README "Revocation and cached copies").
       ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
     user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },

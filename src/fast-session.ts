@@ -4,8 +4,8 @@
 // For the common case (a validly signed session cookie, a live session, no refresh due, no options)
 // these answer with one prepared statement and the same JSON; every other case returns null and
 // Better Auth answers as usual. With the cookie cache on (its default "compact" format), get-session
-// also answers from a valid signed session_data cookie without any lookup, and sets that cookie after
-// a lookup, as Better Auth does. test/fast-session.test.ts proves the answers identical.
+// also answers from a valid signed session_data cookie without any lookup when the change notices
+// vouch for it (src/change-notices.ts), and sets that cookie after a lookup, as Better Auth does. test/fast-session.test.ts proves the answers identical.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { getAuthTables } from "better-auth/db";
@@ -46,9 +46,10 @@ const SIGNING_KEY_TTL_MS = 60_000;
 // bigint, arrays from future plugins) switches the fast path off rather than risk a different answer.
 const PLAIN_TYPES = new Set(["string", "boolean", "date", "number"]);
 // A JWT minted for a session is handed out again for at most this long (or a quarter of its
-// lifetime, if shorter) while the session and the user row are unchanged: clients that ask for a
-// token before every API call cost one lookup instead of an RSA signature each time. The session is
-// still looked up on every request, so a revoked session never gets a cached token.
+// lifetime, if shorter) while the session and the user row are unchanged (and no change notice for
+// either came after it was minted): clients that ask for a token before every API call cost one lookup
+// instead of an RSA signature each time. The session is still looked up on every request, so a revoked
+// session never gets a cached token.
 const TOKEN_REUSE_MS = 60_000;
 const TOKEN_CACHE_ENTRIES = 10_000;
 

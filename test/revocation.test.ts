@@ -7,7 +7,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { untilTrusting } from "../src/change-notices.ts";
-import { ADMIN_URL, cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, listedHandle, PASSWORD, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
+import { ADMIN_URL, cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, listedHandle, PASSWORD, sessionCookieOf, signUp, SITE_ORIGIN, type TestApp } from "./helpers.ts";
+import { createMailTestApp, linkIn } from "./smtp.ts";
 
 cleanUpAfterFile();
 
@@ -215,4 +216,20 @@ describe("the change listener", () => {
     expect(after.body.user.name).toBe("Changed while away");
     expect(await fromCopy(after.browser!)).toBe(true);
   }, 30_000);
+});
+
+describe("a password reset", () => {
+  test("revokes every session of the user: a cached copy on the other instance is refused within a second", async () => {
+    const m = await createMailTestApp({ EMAIL_FLOWS: "password-reset" });
+    const other = await createSecondInstance(m);
+    await Promise.all([untilTrusting(m.notices), untilTrusting(other.notices)]);
+    const victim = await signUp(m);
+    const browser = await withCachedCopy(other, (await signIn(other, victim.email)).cookie);
+    await m.request("/api/auth/request-password-reset", { method: "POST", json: { email: victim.email, redirectTo: `${SITE_ORIGIN}/reset` } });
+    const token = new URL(linkIn(await m.smtp.waitForMail(victim.email))).pathname.split("/").pop()!;
+    expect((await m.request("/api/auth/reset-password", { method: "POST", json: { token, newPassword: "a brand new passphrase" } })).status).toBe(200);
+    const from = Date.now();
+    for (const app of [other, m]) expect(await within(from, async () => (await (await getSession(app, browser)).json()) === null)).toBe(true);
+    expect((await post(other, "/api/auth/update-user", { name: "pwned" }, browser)).status).toBe(401);
+  });
 });
