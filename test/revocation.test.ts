@@ -158,6 +158,20 @@ describe("list-sessions and revoke-session", () => {
     expect(again.error?.code).toBe("SESSION_NOT_FOUND");
   });
 
+  test("the admin plugin's list-user-sessions answers handles too, and revoke-user-session takes them", async () => {
+    const admin = await signedInAdmin();
+    const user = await signUp(a);
+    const listed = await post(a, "/api/auth/admin/list-user-sessions", { userId: user.userId }, admin.cookie);
+    expect(listed.status).toBe(200);
+    const text = await listed.text();
+    expect(text).not.toContain(user.token);
+    const { sessions } = JSON.parse(text) as { sessions: Array<{ token: string }> };
+    expect(sessions.length).toBe(1);
+    expect((await post(a, "/api/auth/admin/revoke-user-session", { sessionToken: user.token }, admin.cookie)).status).toBe(404);
+    expect((await post(a, "/api/auth/admin/revoke-user-session", { sessionToken: sessions[0]!.token }, admin.cookie)).status).toBe(200);
+    expect(await (await getSession(a, user.cookie)).json()).toBeNull();
+  });
+
   test("revoke-session with the signed set-auth-token value of another of one's own sessions answers 404 and revokes nothing: it takes list-sessions' handles only", async () => {
     const victim = await signUp(a);
     const second = await a.request("/api/auth/sign-in/email", { method: "POST", json: { email: victim.email, password: PASSWORD } });
