@@ -121,6 +121,7 @@ export function listenForChanges(url: string, windowMs: number, logger: Logger):
   let closed = false;
   let listening = false;
   let connecting: Promise<void> | null = null;
+  let failing = false;
   let markReady: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
 
@@ -155,10 +156,13 @@ export function listenForChanges(url: string, windowMs: number, logger: Logger):
         listening = true;
         registry.listening(true);
         markReady();
-        logger.debug("change listener listening");
+        if (failing) logger.info("change listener listening again");
+        failing = false;
       } catch (error) {
         if (!closed) {
-          logger.warn(`change listener cannot listen (${error instanceof Error ? error.message : String(error)}); retrying`);
+          // Once per outage, not at every attempt.
+          if (!failing) logger.warn(`change listener cannot listen (${error instanceof Error ? error.message : String(error)}); cached sessions are not trusted; retrying every ${RECONNECT_MS} ms`);
+          failing = true;
           setTimeout(connect, RECONNECT_MS).unref?.();
         }
       } finally {

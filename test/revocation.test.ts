@@ -7,6 +7,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { untilTrusting } from "../src/change-notices.ts";
+import { createLogger } from "../src/log.ts";
 import { ADMIN_URL, cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, listedHandle, PASSWORD, sessionCookieOf, signUp, SITE_ORIGIN, type TestApp } from "./helpers.ts";
 import { createMailTestApp, linkIn } from "./smtp.ts";
 
@@ -185,7 +186,8 @@ describe("list-sessions and revoke-session", () => {
 
 describe("the change listener", () => {
   test("while it is disconnected nothing is answered from a copy; after it reconnects, only copies written after it listens again", async () => {
-    const c = await createTestApp();
+    const lines: string[] = [];
+    const c = await createTestApp({}, createLogger("info", (line) => lines.push(line)));
     await untilTrusting(c.notices);
     const user = await signUp(c, { name: "Before" });
     const browser = await withCachedCopy(c, user.cookie);
@@ -223,6 +225,10 @@ describe("the change listener", () => {
     const back = Date.now();
     while (!c.notices.current() && Date.now() - back < 5000) await Bun.sleep(10);
     expect(c.notices.current()).toBe(true);
+    const said = lines.join("\n");
+    expect(said).toContain("change listener disconnected");
+    expect(said.match(/change listener cannot listen/g)?.length).toBe(1); // once per outage
+    expect(said).toContain("change listener listening again");
     // Copies written before it listened again stay distrusted; one written after it (and the clock margin) answers.
     expect(await fromCopy(browser)).toBe(false);
     await untilTrusting(c.notices);
