@@ -7,6 +7,7 @@ import { createAuth, ensureSigningKey } from "../src/auth.ts";
 import { loadConfig } from "../src/config.ts";
 import { createPool } from "../src/db.ts";
 import { createSessionFastPath } from "../src/fast-session.ts";
+import { cachedCopyWindowSeconds, listenForChanges, untilTrusting } from "../src/change-notices.ts";
 import { createLogger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
 
@@ -33,11 +34,14 @@ await applyMigrations(sql);
 const quiet = createLogger("error", () => {}, "json");
 const auth = createAuth({ config, sql, logger: quiet });
 await ensureSigningKey(auth, sql, config);
-const fast = (await createSessionFastPath(auth, sql, quiet))!;
+// Cached answers are trusted only with a change listener (src/change-notices.ts), as in the server.
+const notices = listenForChanges(config.databaseUrl!, cachedCopyWindowSeconds(config) * 1000, quiet);
+await untilTrusting(notices);
+const fast = (await createSessionFastPath(auth, sql, quiet, notices))!;
 let written = 0;
 const apps = {
-  "app, LOG_LEVEL=warn": createApp({ config, auth, sql, logger: quiet, version: "bench" }),
-  "app, LOG_LEVEL=info (a JSON line per request, discarded)": createApp({ config, auth, sql, logger: createLogger("info", (line) => (written += line.length), "json"), version: "bench" }),
+  "app, LOG_LEVEL=warn": createApp({ config, auth, sql, logger: quiet, version: "bench", notices }),
+  "app, LOG_LEVEL=info (a JSON line per request, discarded)": createApp({ config, auth, sql, logger: createLogger("info", (line) => (written += line.length), "json"), version: "bench", notices }),
 };
 const origin = "https://site.bench.test";
 const signUp = await apps["app, LOG_LEVEL=warn"].handle(

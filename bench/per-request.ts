@@ -8,6 +8,7 @@ import { createAuth, ensureSigningKey } from "../src/auth.ts";
 import { loadConfig } from "../src/config.ts";
 import { createPool } from "../src/db.ts";
 import { createSessionFastPath } from "../src/fast-session.ts";
+import { cachedCopyWindowSeconds, listenForChanges, untilTrusting } from "../src/change-notices.ts";
 import { createLogger } from "../src/log.ts";
 import { applyMigrations } from "../src/migrate.ts";
 import { hashPassword } from "../src/password.ts";
@@ -40,8 +41,11 @@ const sql = createPool(config.databaseUrl!, { max: 10 });
 await applyMigrations(sql);
 const auth = createAuth({ config, sql, logger });
 await ensureSigningKey(auth, sql, config);
-const app = createApp({ config, auth, sql, logger, version: "bench" });
-const fast = (await createSessionFastPath(auth, sql, logger))!;
+// Cached answers are trusted only with a change listener (src/change-notices.ts), as in the server.
+const notices = listenForChanges(config.databaseUrl!, cachedCopyWindowSeconds(config) * 1000, logger);
+await untilTrusting(notices);
+const app = createApp({ config, auth, sql, logger, version: "bench", notices });
+const fast = (await createSessionFastPath(auth, sql, logger, notices))!;
 
 const origin = "https://site.bench.test";
 const signUp = await app.handle(

@@ -12,6 +12,8 @@ import { answeringMailFailures } from "./email-flows.ts";
 import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
+import { createCacheCookieFilter } from "./cache-trust.ts";
+import { NEVER_TRUSTED, type ChangeNotices } from "./change-notices.ts";
 import { normaliseLinkResponse } from "./link-errors.ts";
 import { createRefusedOriginLog } from "./refused-origins.ts";
 import type { Logger } from "./log.ts";
@@ -51,12 +53,14 @@ export interface AppDependencies {
   inFlight?: InFlight;
   /** The kept get-session answers of the listening server; created here when absent. */
   sessionMemo?: SessionMemo;
+  /** Which sessions and users changed (src/change-notices.ts); absent: no cached copy is ever trusted. */
+  notices?: ChangeNotices;
 }
 
 const APP_ROUTES = ["/health", "/metrics", "/api/auth/reference"];
 const AUTH_BASE_PATH = "/api/auth";
 
-export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo({ cookies: getCookies(auth.options), trustedOrigins: config.corsOrigins }), inFlight = createInFlight() }: AppDependencies) {
+export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo({ cookies: getCookies(auth.options), trustedOrigins: config.corsOrigins }), inFlight = createInFlight(), notices = NEVER_TRUSTED }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<DatabaseProbe["check"]> | null = null;
   /** `fresh`: after a failed query, a recent success proves nothing. */
@@ -96,7 +100,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     );
   };
 
-  const fastPath = createSessionFastPath(auth, sql, logger).catch((error) => {
+  const fastPath = createSessionFastPath(auth, sql, logger, notices).catch((error) => {
     logger.error("session fast path disabled", error);
     return null;
   });
@@ -138,8 +142,11 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
   const resign = (request: Request) => keyring?.resign(request) ?? request;
 
+  // Better Auth trusts any validly signed session_data cookie; it sees only those the notices vouch for.
+  const cacheCookieFilter = createCacheCookieFilter(auth, notices);
   const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
-    const request = await guardAuthRequest(resign(received));
+    const guarded = await guardAuthRequest(resign(received));
+    const request = guarded instanceof Response ? guarded : (await cacheCookieFilter)(guarded);
     if (request instanceof Response) return request;
     // A path that is no auth route is answered here: Better Auth would count it in the rate limiter
     // first, one `rate_limits` row per path anyone makes up.
@@ -188,7 +195,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   // through the app below. app.handle() (tests, in-process use) always takes the app.
   const getSessionRoute = async (request: Request): Promise<Response> => {
     const hit = databaseDown ? null : memo.lookup(request);
-    if (hit) return observer.answered(request, hit.userId, hit.response);
+    if (hit && notices.trusts(hit.sessionId, hit.userId, hit.issuedAt)) return observer.answered(request, hit.userId, hit.response);
     const response = await listening.app!.fetch(request);
     const answer = (await fastPath)?.cachedAnswerFor(request);
     if (answer) memo.remember(request, response, answer);

@@ -22,6 +22,7 @@ import { memberRole } from "./organization.ts";
 import { createPasswordHasher } from "./password.ts";
 import { platformPlugins, type SendMail } from "./plugins.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
+import { sessionHandles } from "./session-handles.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
 import { betterAuthSecretOptions } from "./secrets.ts";
 import { accountLinking, socialProviders } from "./social.ts";
@@ -173,8 +174,8 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       expiresIn: config.sessionExpiresInSeconds,
       updateAge: config.sessionUpdateAgeSeconds,
       ...(secondaryStorage ? { storeSessionInDatabase: true } : {}),
-      // A signed copy of the session in a cookie answers get-session without a lookup for this long;
-      // a revoked session stays usable in that browser until its copy expires (README, "Cookie cache").
+      // A signed copy of the session in a cookie answers get-session without a lookup for this long,
+      // while the change notices vouch for it (src/change-notices.ts, README "Revocation and cached copies").
       ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
     user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },
@@ -214,7 +215,11 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       after: flows.hooks.after,
     },
     plugins: [
-      bearer(),
+      // Only the signed value (set-auth-token) is a bearer token; the bare token is refused, so a
+      // session's token seen anywhere is not on its own a credential (docs/schema.md).
+      bearer({ requireSignature: true }),
+      // list-sessions answers handles, not tokens; revoke-session maps them back (src/session-handles.ts).
+      sessionHandles(sql),
       jwt(jwtOptions(config, sql)),
       // openAPI: the app serves the reference page itself (src/api-reference.ts), with its own routes in it.
       openAPI({ disableDefaultReference: true }),

@@ -24,6 +24,9 @@ export interface Config {
   /** redis:// or rediss:// URL: sessions are also kept there (Better Auth's secondary storage, next to
    * Postgres) and the rate-limit counters live there instead of Postgres; undefined: Postgres only. */
   redisUrl: string | undefined;
+  /** Where the change listener connects (src/change-notices.ts): DATABASE_LISTEN_URL, else DATABASE_URL.
+   * LISTEN needs a session of its own, which a transaction pooler (PgBouncer, Neon's -pooler host) does not keep. */
+  databaseListenUrl: string | undefined;
   lockout: LockoutPolicy;
   auditRetentionSeconds: number;
   migrateOnStart: boolean;
@@ -312,6 +315,10 @@ export function loadConfig(env: Env = process.env): Config {
     port,
     host,
     databaseUrl,
+    databaseListenUrl: with_<string | undefined>("DATABASE_LISTEN_URL", databaseUrl, (raw) => {
+      parseUrl("DATABASE_LISTEN_URL", raw, ["postgres:", "postgresql:"]);
+      return raw;
+    }),
     databasePoolMax: with_("DATABASE_POOL_MAX", 10, (raw) => parseInteger("DATABASE_POOL_MAX", raw, 1, 1000)),
     secret,
     secrets,

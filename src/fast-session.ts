@@ -4,8 +4,8 @@
 // For the common case (a validly signed session cookie, a live session, no refresh due, no options)
 // these answer with one prepared statement and the same JSON; every other case returns null and
 // Better Auth answers as usual. With the cookie cache on (its default "compact" format), get-session
-// also answers from a valid signed session_data cookie without any lookup, and sets that cookie after
-// a lookup, as Better Auth does. test/fast-session.test.ts proves the answers identical.
+// also answers from a valid signed session_data cookie without any lookup when the change notices
+// vouch for it (src/change-notices.ts), and sets that cookie after a lookup, as Better Auth does. test/fast-session.test.ts proves the answers identical.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { getAuthTables } from "better-auth/db";
@@ -14,6 +14,8 @@ import type { JwtOptions } from "better-auth/plugins";
 import { parseCookies, serializeCookie } from "better-call";
 import { importJWK } from "jose";
 import type { Auth } from "./auth.ts";
+import { readCacheCookie, trustedCopy } from "./cache-trust.ts";
+import type { ChangeNotices } from "./change-notices.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
 import { noteRequestUser } from "./observe.ts";
@@ -45,9 +47,10 @@ const SIGNING_KEY_TTL_MS = 60_000;
 // bigint, arrays from future plugins) switches the fast path off rather than risk a different answer.
 const PLAIN_TYPES = new Set(["string", "boolean", "date", "number"]);
 // A JWT minted for a session is handed out again for at most this long (or a quarter of its
-// lifetime, if shorter) while the session and the user row are unchanged: clients that ask for a
-// token before every API call cost one lookup instead of an RSA signature each time. The session is
-// still looked up on every request, so a revoked session never gets a cached token.
+// lifetime, if shorter) while the session and the user row are unchanged (and no change notice for
+// either came after it was minted): clients that ask for a token before every API call cost one lookup
+// instead of an RSA signature each time. The session is still looked up on every request, so a revoked
+// session never gets a cached token.
 const TOKEN_REUSE_MS = 60_000;
 const TOKEN_CACHE_ENTRIES = 10_000;
 
@@ -63,7 +66,7 @@ function outputFields(table: { fields: Record<string, { type: unknown; fieldName
   return fields;
 }
 
-export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger): Promise<SessionFastPath | null> {
+export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger, notices: ChangeNotices): Promise<SessionFastPath | null> {
   const options = auth.options as typeof auth.options & Record<string, any>;
   const session = options.session as Record<string, any> | undefined;
   const cookieCache = session?.cookieCache?.enabled ? (session.cookieCache as Record<string, any>) : null;
@@ -130,29 +133,22 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   const sign = (text: string) => createHmac("sha256", secret).update(text).digest("base64url");
 
   /**
-   * The session a valid, current session_data cookie holds for `token`, and until when the cookie
-   * proves it, or null (Better Auth decides).
+   * The session a valid, current session_data cookie holds for `token`, until when the cookie proves
+   * it and when it was written, or null (Better Auth decides). A copy the change notices do not vouch
+   * for (src/change-notices.ts) is null too: Better Auth then reads the rows.
    */
-  function cachedPair(jar: Map<string, string>, token: string): { pair: SessionPair; validUntil: number } | null {
+  function cachedPair(jar: Map<string, string>, token: string): { pair: SessionPair; validUntil: number; issuedAt: number } | null {
     const value = jar.get(cookies.sessionData.name);
-    if (!value) return null;
-    let cached: { session?: { session?: Record<string, unknown>; user?: Record<string, unknown>; version?: string }; expiresAt?: number; signature?: string };
-    try {
-      cached = JSON.parse(Buffer.from(value, "base64url").toString("utf8"));
-    } catch {
-      return null;
-    }
-    const payload = cached?.session;
-    if (!payload?.session || !payload.user || typeof cached.expiresAt !== "number" || typeof cached.signature !== "string") return null;
-    const expected = Buffer.from(sign(JSON.stringify({ ...payload, expiresAt: cached.expiresAt })));
-    const sent = Buffer.from(cached.signature);
-    if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return null;
+    const cached = value ? readCacheCookie(value, secret, cacheMaxAge) : null;
+    if (!cached) return null;
+    const payload = cached.payload;
     const now = Date.now();
     const sessionExpiresAt = new Date(payload.session.expiresAt as string).getTime();
     if (payload.session.token !== token || (payload.version ?? "1") !== "1") return null;
     if (cached.expiresAt < now || !(sessionExpiresAt >= now)) return null;
+    if (!trustedCopy(cached, notices)) return null;
     noteRequestUser(payload.user.id);
-    return { pair: { session: payload.session, user: payload.user }, validUntil: Math.min(cached.expiresAt, sessionExpiresAt) };
+    return { pair: { session: payload.session, user: payload.user }, validUntil: Math.min(cached.expiresAt, sessionExpiresAt), issuedAt: cached.issuedAt };
   }
 
   /** The Set-Cookie line of a fresh session_data cookie for `pair`, or null when it would need chunks. */
@@ -197,7 +193,7 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
     return signingKey.value;
   }
 
-  type Minted = { jwt: string; version: string; reuseUntil: number };
+  type Minted = { jwt: string; version: string; reuseUntil: number; mintedAt: number };
   const minted = new Map<string, Minted>();
   const remember = (token: string, entry: Minted) => {
     minted.delete(token);
@@ -223,7 +219,7 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
           const cached = cachedPair(found.jar, found.token);
           if (!cached) return null;
           const body = JSON.stringify(cached.pair);
-          cachedAnswers.set(request, { body, validUntil: cached.validUntil, userId: cached.pair.user.id as string });
+          cachedAnswers.set(request, { body, validUntil: cached.validUntil, userId: cached.pair.user.id as string, sessionId: cached.pair.session.id as string, issuedAt: cached.issuedAt });
           return new Response(body, { headers: SESSION_HEADERS });
         }
       }
@@ -246,14 +242,16 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
       const claims = jwtOptions?.jwt?.definePayload ? await jwtOptions.jwt.definePayload(pair as any) : pair.user;
       const version = `${(pair.user.updatedAt as Date).getTime()}:${(pair.session.expiresAt as Date).getTime()}:${JSON.stringify(claims)}`;
       const cached = minted.get(sessionToken);
-      if (cached && cached.version === version && cached.reuseUntil > Date.now()) {
+      // The version misses changes that leave updated_at alone (a ban in SQL, say): the notices catch them.
+      if (cached && cached.version === version && cached.reuseUntil > Date.now() && notices.trusts(pair.session.id as string, pair.user.id as string, cached.mintedAt)) {
         return new Response(JSON.stringify({ token: cached.jwt }), { headers: JSON_HEADERS });
       }
+      const mintedAt = Date.now();
       const resolvedKey = await currentSigningKey();
       if (!resolvedKey) return null;
       const payload = { iat: Math.floor(Date.now() / 1000), ...claims, sub: (await jwtOptions?.jwt?.getSubject?.(pair as any)) ?? (pair.user.id as string) };
       const jwt = await signJWT({ context } as any, { options: jwtOptions, payload, resolvedKey } as any);
-      if (reuseMs > 0) remember(sessionToken, { jwt, version, reuseUntil: Date.now() + reuseMs });
+      if (reuseMs > 0) remember(sessionToken, { jwt, version, reuseUntil: Date.now() + reuseMs, mintedAt });
       return new Response(JSON.stringify({ token: jwt }), { headers: JSON_HEADERS });
     },
   };

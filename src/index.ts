@@ -16,6 +16,7 @@ import { createInFlight } from "./observe.ts";
 import { trackPool } from "./pool-stats.ts";
 import { scheduleHousekeeping } from "./housekeeping.ts";
 import { createRedisStorage } from "./redis-storage.ts";
+import { cachedCopyWindowSeconds, listenForChanges } from "./change-notices.ts";
 
 export interface RunningServer {
   url: string;
@@ -28,6 +29,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
   const config = ensureSecret(baseConfig, logger);
   const database = await openDatabase(config, (message) => logger.info(message));
   let closeRedis = () => {};
+  let closeNotices = async () => {};
   try {
     if (database.embedded) {
       logger.info(`embedded database (PostgreSQL, data in ${config.dataDir}) at ${database.url}`);
@@ -42,7 +44,10 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     }
     const pool = trackPool(database.sql, database.poolMax);
     const metrics = createMetrics(pool.stats, database.poolMax);
-    const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+    // Cached copies (the cookie cache, Redis) are trusted only while this listener hears every change.
+    const notices = listenForChanges(config.databaseListenUrl ?? database.url, cachedCopyWindowSeconds(config) * 1000, logger);
+    closeNotices = () => notices.close();
+    const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger, { notices, maxTtlSeconds: cachedCopyWindowSeconds(config) }) : undefined;
     closeRedis = () => redis?.close();
     const rateLimitStore = createRateLimitStore(config, pool.sql); // through the tracked pool: its queries count in the pool metrics
     const sendMail = pluginMail(config, mailer, logger); // two-factor codes, organization invitations
@@ -51,7 +56,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     if (applied.length) logger.info(`applied migrations ${applied.join(", ")}`);
     if ((await ensureSigningKey(auth, database.sql, config)) === "created") logger.info("created the first JWT signing key");
     const inFlight = createInFlight();
-    const app = createApp({ config, auth, sql: pool.sql, probe: database.probe, logger, version: packageJson.version, metrics, inFlight });
+    const app = createApp({ config, auth, sql: pool.sql, probe: database.probe, logger, version: packageJson.version, metrics, inFlight, notices });
     app.listen({ port: config.port, hostname: config.host, maxRequestBodySize: MAX_BODY_BYTES });
     const server = app.server!;
     const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
@@ -81,6 +86,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
         }
         await housekeeping?.stop();
         closeRedis();
+        await closeNotices();
         await rateLimitStore.close();
         await mailer.close(); // queued mail, each bounded by MAIL_SEND_TIMEOUT
         await database.close();
@@ -88,6 +94,7 @@ export async function startServer(baseConfig: Config, logger: Logger = createLog
     return { url, port: server.port!, databaseUrl: database.url, stop };
   } catch (error) {
     closeRedis();
+    await closeNotices();
     await database.close();
     throw error;
   }

@@ -4,8 +4,15 @@
 //   Better Auth answers from Postgres; nobody is signed out and nothing waits on a dead socket;
 // - a write or delete that failed (a revocation among them) could leave a stale copy behind, so from
 //   then on this instance reads nothing from Redis until it answers again and this instance's keys
-//   have been purged; only then is Redis trusted again.
+//   have been purged; only then is Redis trusted again;
+// - a session entry follows the cookie cache's rule (src/change-notices.ts): each value is stored with
+//   the time it was written, and an entry written before a change notice for its session or user, or
+//   while this instance's listener was not known current, is a miss (Better Auth reads Postgres). No
+//   entry lives longer than the notices are remembered, so a delete that never reached Redis (Redis
+//   was down, the instance restarted before its purge, or the row was deleted in SQL) cannot revive
+//   a revoked session once the notice is forgotten.
 import { RedisClient } from "bun";
+import { NEVER_TRUSTED, type ChangeNotices } from "./change-notices.ts";
 import type { Logger } from "./log.ts";
 
 /** Every key this storage writes starts with this, so a purge touches nothing else (rate-limit counters have their own prefix). */
@@ -32,7 +39,40 @@ export interface RedisSecondaryStorage {
   close(): void;
 }
 
-export function createRedisStorage(url: string, logger: Logger): RedisSecondaryStorage {
+export interface RedisTrust {
+  /** Which sessions and users changed; absent: no session entry is ever read back. */
+  notices?: ChangeNotices;
+  /** The longest TTL an entry is given (the change notices' window). */
+  maxTtlSeconds?: number;
+}
+
+/** `<written at, epoch ms>:<value>`, as every value is stored. */
+const stamp = (value: string) => `${Date.now()}:${value}`;
+
+/**
+ * The value of a stored entry, or null: an entry without a stamp (written by an older version), or a
+ * session entry ({session, user}, as Better Auth stores it) that the notices do not vouch for.
+ */
+function unstamp(stored: string | null, notices: ChangeNotices): string | null {
+  if (stored === null) return null;
+  const colon = stored.indexOf(":");
+  const writtenAt = colon > 0 ? Number(stored.slice(0, colon)) : NaN;
+  if (!Number.isSafeInteger(writtenAt)) return null;
+  const value = stored.slice(colon + 1);
+  if (!value.startsWith('{"session":')) return value;
+  let entry: { session?: { id?: unknown }; user?: { id?: unknown } };
+  try {
+    entry = JSON.parse(value);
+  } catch {
+    return null;
+  }
+  const sessionId = entry.session?.id;
+  const userId = entry.user?.id;
+  if (typeof sessionId !== "string" || typeof userId !== "string") return null;
+  return notices.trusts(sessionId, userId, writtenAt) ? value : null;
+}
+
+export function createRedisStorage(url: string, logger: Logger, { notices = NEVER_TRUSTED, maxTtlSeconds = 300 }: RedisTrust = {}): RedisSecondaryStorage {
   // No offline queue: a command sent while disconnected fails at once instead of waiting.
   const client = new RedisClient(url, { connectionTimeout: 1000, autoReconnect: true, maxRetries: 1_000_000, enableOfflineQueue: false });
   let state: RedisState = "up";
@@ -90,7 +130,7 @@ export function createRedisStorage(url: string, logger: Logger): RedisSecondaryS
     async get(key) {
       if (state === "down") return null;
       try {
-        return await bounded(client.get(REDIS_KEY_PREFIX + key));
+        return unstamp(await bounded(client.get(REDIS_KEY_PREFIX + key)), notices);
       } catch (error) {
         markDown(error);
         return null;
@@ -99,7 +139,7 @@ export function createRedisStorage(url: string, logger: Logger): RedisSecondaryS
     async getAndDelete(key) {
       if (state === "down") return null;
       try {
-        return (await bounded(client.send("GETDEL", [REDIS_KEY_PREFIX + key]))) as string | null;
+        return unstamp((await bounded(client.send("GETDEL", [REDIS_KEY_PREFIX + key]))) as string | null, notices);
       } catch (error) {
         markDown(error);
         return null;
@@ -117,9 +157,9 @@ export function createRedisStorage(url: string, logger: Logger): RedisSecondaryS
     async set(key, value, ttl) {
       if (state === "down") return;
       try {
-        // Better Auth passes a TTL in seconds for every session key; none means no expiry.
-        if (ttl && ttl > 0) await bounded(client.set(REDIS_KEY_PREFIX + key, value, "EX", Math.ceil(ttl)));
-        else await bounded(client.set(REDIS_KEY_PREFIX + key, value));
+        // Better Auth passes a TTL in seconds for every session key; none (or a longer one) gets the window.
+        const seconds = ttl && ttl > 0 ? Math.min(Math.ceil(ttl), maxTtlSeconds) : maxTtlSeconds;
+        await bounded(client.set(REDIS_KEY_PREFIX + key, stamp(value), "EX", seconds));
       } catch (error) {
         markDown(error);
       }

@@ -21,10 +21,15 @@ export interface CachedSessionAnswer {
   /** Epoch ms after which the cookie no longer proves the session. */
   validUntil: number;
   userId: string;
+  sessionId: string;
+  /** Epoch ms the cache cookie was written: the app asks the change notices before replaying (src/change-notices.ts). */
+  issuedAt: number;
 }
 
 export interface MemoHit {
   userId: string;
+  sessionId: string;
+  issuedAt: number;
   /** A new Response with the kept body and headers. */
   response(): Response;
 }
@@ -145,12 +150,12 @@ export function createSessionMemo({
         headers.append(name, value);
         headerBytes += name.length + value.length;
       });
-      const { body, validUntil, userId } = answer;
+      const { body, validUntil, userId, sessionId, issuedAt } = answer;
       const size = key.length + stringBytes(body) + headerBytes + userId.length + ENTRY_OVERHEAD_BYTES;
       if (size > maxBytes) return;
       const previous = entries.get(key);
       if (previous) drop(previous);
-      const entry: Entry = { key, userId, validUntil, bytes: size, response: () => new Response(body, { headers }) };
+      const entry: Entry = { key, userId, sessionId, issuedAt, validUntil, bytes: size, response: () => new Response(body, { headers }) };
       entries.set(key, entry);
       bytes += size;
       let keys = byUser.get(userId);

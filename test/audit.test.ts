@@ -3,7 +3,7 @@
 // password, token, cookie or secret; old rows are pruned after AUDIT_RETENTION.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { pruneAuthEvents } from "../src/audit.ts";
-import { cleanUpAfterFile, createTestApp, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp } from "./helpers.ts";
+import { cleanUpAfterFile, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp } from "./helpers.ts";
 
 cleanUpAfterFile();
 // Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
@@ -63,7 +63,8 @@ describe("auth_events", () => {
     const { userId, cookie } = await signUp(t);
     const other = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email: (await t.db.sql`select email from users`)[0]!.email, password: PASSWORD } });
     const otherToken = ((await other.json()) as { token: string }).token;
-    expect((await t.request("/api/auth/revoke-session", { method: "POST", headers: { cookie }, json: { token: otherToken } })).status).toBe(200);
+    const handle = await listedHandle(t, cookie, otherToken);
+    expect((await t.request("/api/auth/revoke-session", { method: "POST", headers: { cookie }, json: { token: handle } })).status).toBe(200);
     const revoked = (await events(t)).filter((row) => row.type === "session_revoked");
     expect(revoked.map((row) => [row.user_id, row.details])).toEqual([[userId, { scope: "session" }]]);
   });

@@ -5,6 +5,7 @@ import { describe, expect, test } from "bun:test";
 import {
   countIdentityRows,
   createTestApp,
+  listedHandle,
   PASSWORD,
   sessionCookieOf,
   signUp,
@@ -215,16 +216,20 @@ describe("sessions", () => {
     expect(renewed).toMatch(/Max-Age=3600/);
   });
 
-  test("list-sessions answers every live session of the user and none of another user's", async () => {
+  test("list-sessions answers every live session of the user and none of another user's, with handles instead of tokens", async () => {
     const alice = await signUp(t);
     const second = await signIn(t, alice.email);
     const bob = await signUp(t);
     const response = await t.request("/api/auth/list-sessions", { headers: { cookie: alice.cookie } });
     expect(response.status).toBe(200);
-    const sessions = (await response.json()) as Array<{ token: string; userId: string }>;
-    expect(sessions.map((s) => s.token).sort()).toEqual([alice.token, second.token].sort());
+    const sessions = (await response.json()) as Array<{ id: string; token: string; userId: string }>;
+    const ids = await t.db.sql<{ id: string }[]>`select id from sessions where token in ${t.db.sql([alice.token, second.token])}`;
+    expect(sessions.map((s) => s.id).sort()).toEqual(ids.map((row) => row.id).sort());
     expect(sessions.every((s) => s.userId === alice.userId)).toBe(true);
-    expect(sessions.some((s) => s.token === bob.token)).toBe(false);
+    // No listed value is a session token, signed or not.
+    const listed = JSON.stringify(sessions);
+    for (const token of [alice.token, second.token, bob.token]) expect(listed).not.toContain(token);
+    for (const s of sessions) expect(s.token.startsWith(`${s.id}.`)).toBe(true);
   });
 
   test("list-sessions without a session answers 401", async () => {
@@ -235,17 +240,23 @@ describe("sessions", () => {
   test("revoke-session deletes the named session only; the current one keeps working", async () => {
     const current = await signUp(t);
     const other = await signIn(t, current.email);
-    const response = await post(t, "/api/auth/revoke-session", { token: other.token }, current.cookie);
+    const response = await post(t, "/api/auth/revoke-session", { token: await listedHandle(t, current.cookie, other.token) }, current.cookie);
     expect(response.status).toBe(200);
     expect(await sessionTokensOf(t, current.userId)).toEqual([current.token]);
     expect(await getSession(t, other.cookie)).toBeNull();
     expect((await getSession(t, current.cookie))!.session.token).toBe(current.token);
   });
 
-  test("revoke-session with another user's token leaves that user's session in place", async () => {
+  test("revoke-session with another user's token, handle or anything else answers 404 SESSION_NOT_FOUND and leaves that session in place", async () => {
     const attacker = await signUp(t);
     const victim = await signUp(t);
-    await post(t, "/api/auth/revoke-session", { token: victim.token }, attacker.cookie);
+    const [victimList] = [(await (await t.request("/api/auth/list-sessions", { headers: { cookie: victim.cookie } })).json()) as Array<{ token: string }>];
+    const signed = decodeURIComponent(victim.cookie.slice(victim.cookie.indexOf("=") + 1));
+    for (const token of [victim.token, victimList[0]!.token, signed, "made-up", "", `${victimList[0]!.token.split(".")[0]}.forged`]) {
+      const response = await post(t, "/api/auth/revoke-session", { token }, attacker.cookie);
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { code: string }).code).toBe("SESSION_NOT_FOUND");
+    }
     expect(await sessionTokensOf(t, victim.userId)).toEqual([victim.token]);
     expect((await getSession(t, victim.cookie))!.user.id).toBe(victim.userId);
   });

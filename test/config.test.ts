@@ -27,6 +27,7 @@ describe("defaults", () => {
       port: 3001,
       host: "127.0.0.1",
       databaseUrl: undefined,
+      databaseListenUrl: undefined,
       databasePoolMax: 10,
       secret: undefined,
       secrets: undefined,

@@ -7,7 +7,7 @@ import { createTestApp, quietLogger, SITE_ORIGIN, signUp } from "./helpers.ts";
 
 // These tests are about the database path; test/cookie-cache.test.ts covers the cookie cache.
 const t = await createTestApp({ SESSION_COOKIE_CACHE: "off" });
-const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger))!;
+const fastPath = (await createSessionFastPath(t.auth, t.db.sql, quietLogger, t.notices))!;
 
 const get = (path: string, headers: Record<string, string>) =>
   new Request(new URL(path, t.config.baseUrl).toString(), { headers: { origin: SITE_ORIGIN, ...headers } });
@@ -72,7 +72,8 @@ test("an expired session is left to Better Auth, which answers null and deletes 
 });
 
 test("query options and bearer tokens are left to Better Auth", async () => {
-  const { cookie, token, userId } = await signUp(t);
+  const { cookie, response, userId } = await signUp(t);
+  const token = response.headers.get("set-auth-token")!;
   expect(await fastPath.getSession(get("/api/auth/get-session?disableRefresh=true", { cookie }))).toBeNull();
   expect(await fastPath.getSession(get("/api/auth/get-session", { authorization: `Bearer ${token}` }))).toBeNull();
   const bearer = await t.request("/api/auth/get-session", { headers: { authorization: `Bearer ${token}` } });

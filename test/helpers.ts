@@ -21,6 +21,7 @@ import { applyMigrations } from "../src/migrate.ts";
 import { createMetrics } from "../src/metrics.ts";
 import { trackPool } from "../src/pool-stats.ts";
 import { createRedisStorage } from "../src/redis-storage.ts";
+import { cachedCopyWindowSeconds, listenForChanges, type ChangeNotices } from "../src/change-notices.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { platformRoles } from "../src/admin.ts";
 import { organizationAc, organizationRoles } from "../src/organization.ts";
@@ -109,6 +110,8 @@ export const quietLogger: Logger = createLogger("error", () => {});
 export interface TestApp {
   app: App;
   auth: Auth;
+  /** The instance's change listener (src/change-notices.ts); `untilTrusting(notices)` before relying on cached answers. */
+  notices: ChangeNotices;
   config: Config;
   db: TestDatabase;
   /** Sends a request through the app in process (no port). */
@@ -132,18 +135,21 @@ export async function createTestApp(
 
 /** The app (own pool, Better Auth, rate-limit store) on an existing, migrated-here database. */
 async function createInstance(db: TestDatabase, config: Config & { secret: string }, logger: Logger, dependencies: TestAuthDependencies) {
+  const notices = listenForChanges(db.url, cachedCopyWindowSeconds(config) * 1000, logger);
+  onCleanup(() => notices.close());
   const appSql = createPool(db.url, { max: config.databasePoolMax });
   onCleanup(() => appSql.end({ timeout: 1 }));
   await applyMigrations(appSql);
   const pool = trackPool(appSql, config.databasePoolMax);
   const metrics = createMetrics(pool.stats, config.databasePoolMax);
-  const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger) : undefined;
+  const redis = config.redisUrl ? createRedisStorage(config.redisUrl, logger, { notices, maxTtlSeconds: cachedCopyWindowSeconds(config) }) : undefined;
   if (redis) onCleanup(async () => redis.close());
   const rateLimitStore = dependencies.rateLimitStore ?? createRateLimitStore(config, pool.sql);
   onCleanup(() => rateLimitStore.close());
   const auth = createAuth({ config, sql: pool.sql, logger, metrics, secondaryStorage: redis, ...dependencies, rateLimitStore });
   await ensureSigningKey(auth, appSql, config);
-  const app = createApp({ config, auth, sql: pool.sql, logger, version: "test", metrics });
+  const app = createApp({ config, auth, sql: pool.sql, logger, version: "test", metrics, notices });
+  await notices.ready;
   const request = (path: string, init: RequestInit & { json?: unknown } = {}) => {
     const { json, ...rest } = init;
     const headers = new Headers(rest.headers);
@@ -153,7 +159,7 @@ async function createInstance(db: TestDatabase, config: Config & { secret: strin
       new Request(new URL(path, config.baseUrl).toString(), { ...rest, headers, body: json !== undefined ? JSON.stringify(json) : rest.body }),
     );
   };
-  return { app, auth, request };
+  return { app, auth, request, notices };
 }
 
 /**
@@ -235,6 +241,13 @@ export async function signUp(
   if (response.status !== 200) throw new Error(`sign-up failed: ${response.status} ${await response.text()}`);
   const body = (await response.clone().json()) as { token: string; user: { id: string } };
   return { email, userId: body.user.id, token: body.token, cookie: sessionCookieOf(response), response };
+}
+
+/** The `token` list-sessions answers (a handle, src/session-handles.ts) for the session `token`, as `cookie`'s user sees it. */
+export async function listedHandle(t: Pick<TestApp, "request" | "db">, cookie: string, token: string): Promise<string> {
+  const [row] = await t.db.sql<{ id: string }[]>`select id from sessions where token = ${token}`;
+  const listed = (await (await t.request("/api/auth/list-sessions", { headers: { cookie } })).json()) as Array<{ id: string; token: string }>;
+  return listed.find((session) => session.id === row!.id)!.token;
 }
 
 /** The value of one sample in a Prometheus text exposition (the first with these labels), or undefined. */

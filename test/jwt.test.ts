@@ -193,27 +193,29 @@ describe("tampering", () => {
 });
 
 describe("bearer tokens", () => {
-  test("the session token from the sign-up body works as Authorization: Bearer for get-session and /token, without cookies", async () => {
-    const { token, userId } = await signUp(t);
-    const session = await t.request("/api/auth/get-session", { headers: { authorization: `Bearer ${token}` } });
-    expect(session.status).toBe(200);
-    expect(((await session.json()) as { user: { id: string } }).user.id).toBe(userId);
-    const jwt = await jwtFor(t, { authorization: `Bearer ${token}` });
-    const { payload } = await jwtVerify(jwt, createLocalJWKSet(await jwksOf(t)), { issuer: t.config.baseUrl, audience: t.config.jwtAudience });
-    expect(payload.sub).toBe(userId);
-  });
-
-  test("the signed set-auth-token header works as a bearer token too", async () => {
+  test("the signed set-auth-token value works as Authorization: Bearer for get-session and /token, without cookies", async () => {
     const { response, userId } = await signUp(t);
     const signed = response.headers.get("set-auth-token");
     expect(signed).toBeTruthy();
     const session = await t.request("/api/auth/get-session", { headers: { authorization: `Bearer ${signed}` } });
+    expect(session.status).toBe(200);
     expect(((await session.json()) as { user: { id: string } }).user.id).toBe(userId);
-    expect(decodeJwt(await jwtFor(t, { authorization: `Bearer ${signed}` })).sub).toBe(userId);
+    const jwt = await jwtFor(t, { authorization: `Bearer ${signed}` });
+    const { payload } = await jwtVerify(jwt, createLocalJWKSet(await jwksOf(t)), { issuer: t.config.baseUrl, audience: t.config.jwtAudience });
+    expect(payload.sub).toBe(userId);
+  });
+
+  test("the unsigned session token (the sign-up body's token) is refused as a bearer token: no session, no JWT", async () => {
+    const { token } = await signUp(t);
+    const session = await t.request("/api/auth/get-session", { headers: { authorization: `Bearer ${token}` } });
+    expect(await session.json()).toBeNull();
+    expect((await t.request("/api/auth/token", { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+    expect((await t.request("/api/auth/list-sessions", { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
   });
 
   test("a made-up or signed-out bearer token gets no session and no JWT", async () => {
-    const { token, cookie } = await signUp(t);
+    const { response, cookie } = await signUp(t);
+    const token = response.headers.get("set-auth-token")!;
     const madeUp = await t.request("/api/auth/get-session", { headers: { authorization: "Bearer not-a-real-session-token" } });
     expect(await madeUp.json()).toBeNull();
     expect((await t.request("/api/auth/sign-out", { method: "POST", headers: { cookie } })).status).toBe(200);

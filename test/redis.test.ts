@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { RedisClient } from "bun";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { REDIS_KEY_PREFIX } from "../src/redis-storage.ts";
+import { CLOCK_SKEW_MS } from "../src/change-notices.ts";
 import {
   cleanUpAfterFile,
   createTestDatabase,
@@ -67,6 +68,35 @@ describe("with the shared Redis", () => {
     expect(await session(b, cookie)).toBeNull();
     expect(await redis.get(`${REDIS_KEY_PREFIX}${token}`)).toBeNull();
     expect((await db.sql`select 1 from sessions where token = ${token}`).length).toBe(0);
+  });
+
+  test("a session row deleted in SQL is refused by both instances within a second although Redis still holds its copy", async () => {
+    const db = await createTestDatabase("redis_sql");
+    const a = await instance(db, SHARED_REDIS);
+    const b = await instance(db, SHARED_REDIS);
+    const redis = new RedisClient(SHARED_REDIS);
+    onCleanup(async () => redis.close());
+    const { cookie, token } = await signUpOn(a);
+    expect((await session(b, cookie))!.session.token).toBe(token);
+    await db.sql`delete from sessions where token = ${token}`; // another writer: Redis is not told
+    const from = Date.now();
+    expect(await redis.get(`${REDIS_KEY_PREFIX}${token}`)).toContain(token); // the copy is still in Redis
+    for (const server of [a, b]) {
+      let answer = await session(server, cookie);
+      while (answer !== null && Date.now() - from < 1000) answer = await session(server, cookie);
+      expect(answer).toBeNull();
+    }
+  });
+
+  test("no session entry outlives the change notices' window: its TTL is at most the cached-copy lifetime", async () => {
+    const db = await createTestDatabase("redis_ttl");
+    const a = await instance(db, SHARED_REDIS);
+    const redis = new RedisClient(SHARED_REDIS);
+    onCleanup(async () => redis.close());
+    const { token } = await signUpOn(a);
+    const ttl = (await redis.send("TTL", [`${REDIS_KEY_PREFIX}${token}`])) as number;
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(300);
   });
 
   test("a session evicted from Redis is still served from Postgres: nobody is signed out", async () => {
@@ -153,5 +183,26 @@ describe("when Redis fails", () => {
     // And Redis is used again for new sessions.
     const fresh = await signUpOn(server);
     expect(await inspect.get(`${REDIS_KEY_PREFIX}${fresh.token}`)).toContain(fresh.token);
+  });
+
+  test("a delete skipped while Redis was unreachable, then a restart before the purge: the next instance does not trust the stale copy", async () => {
+    const { url, child } = await ownRedis();
+    const db = await createTestDatabase("redis_restart");
+    const first = await startServer(
+      testConfig({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", REDIS_URL: url, SESSION_COOKIE_CACHE: "off" }),
+      quietLogger,
+    );
+    const { cookie, token } = await signUpOn(first);
+    const inspect = new RedisClient(url);
+    onCleanup(async () => inspect.close());
+    child.kill("SIGSTOP");
+    expect((await post(first, "/api/auth/sign-out", {}, cookie)).status).toBe(200); // Redis cannot be told
+    await first.stop(); // before its recovery purge
+    child.kill("SIGCONT");
+    expect(await inspect.get(`${REDIS_KEY_PREFIX}${token}`)).toContain(token); // the stale copy survived
+    const next = await instance(db, url);
+    expect(await session(next, cookie)).toBeNull();
+    await Bun.sleep(CLOCK_SKEW_MS + 100); // even once it trusts copies written after it started
+    expect(await session(next, cookie)).toBeNull();
   });
 });

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { Sql } from "../src/db.ts";
-import { createTestApp, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, uniqueEmail, type TestApp } from "./helpers.ts";
+import { createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, uniqueEmail, type TestApp } from "./helpers.ts";
 
 const t = await createTestApp();
 const SESSION_COOKIE_NAMES = ["__Secure-better-auth.session_token", "better-auth.session_token"];
@@ -129,7 +129,7 @@ describe("a cookie that must not resolve", () => {
     const phone = sessionCookieOf(phoneResponse);
     const phoneToken = ((await phoneResponse.json()) as { token: string }).token;
     expect((await userForCookie(t.db.sql, phone))!.id).toBe(laptop.userId);
-    const revoke = await t.request("/api/auth/revoke-session", { method: "POST", headers: { cookie: laptop.cookie }, json: { token: phoneToken } });
+    const revoke = await t.request("/api/auth/revoke-session", { method: "POST", headers: { cookie: laptop.cookie }, json: { token: await listedHandle(t, laptop.cookie, phoneToken) } });
     expect(revoke.status).toBe(200);
     expect(await userForCookie(t.db.sql, phone)).toBeNull();
     expect((await userForCookie(t.db.sql, laptop.cookie))!.id).toBe(laptop.userId);

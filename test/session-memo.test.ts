@@ -7,13 +7,14 @@ import { createLogger } from "../src/log.ts";
 import { getCookies } from "better-auth/cookies";
 import { heapStats } from "bun:jsc";
 import { createSessionMemo, SESSION_MEMO_BYTES, SESSION_MEMO_ENTRIES_PER_USER, SESSION_MEMO_MAX_KEY, type SessionMemo, type SessionMemoOptions } from "../src/session-memo.ts";
+import { untilTrusting } from "../src/change-notices.ts";
 import { cleanUpAfterFile, createTestApp, metricSample, onCleanup, quietLogger, signUp, SITE_ORIGIN } from "./helpers.ts";
 
 cleanUpAfterFile();
 
 const DATA = "better-auth.session_data";
 const TOKEN = "better-auth.session_token";
-const answer = (validUntil = Date.now() + 60_000, userId = "u1") => ({ body: '{"session":{},"user":{}}', validUntil, userId });
+const answer = (validUntil = Date.now() + 60_000, userId = "u1") => ({ body: '{"session":{},"user":{}}', validUntil, userId, sessionId: "s1", issuedAt: Date.now() });
 const request = (headers: Record<string, string>, path = "/api/auth/get-session", method = "GET") =>
   new Request(`http://127.0.0.1${path}`, { method, headers });
 const ok = () => new Response("{}", { headers: { "content-type": "application/json", "x-request-id": "r1", "cache-control": "no-store" } });
@@ -133,7 +134,8 @@ async function listeningApp(env: Record<string, string> = {}, logLines?: string[
       return inner.bytes;
     },
   };
-  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: logLines ? createLogger("info", (line) => logLines.push(line), "json") : quietLogger, version: "test", sessionMemo: memo });
+  const app = createApp({ config: t.config, auth: t.auth, sql: t.db.sql, logger: logLines ? createLogger("info", (line) => logLines.push(line), "json") : quietLogger, version: "test", sessionMemo: memo, notices: t.notices });
+  await untilTrusting(t.notices);
   app.listen({ port: 0, hostname: "127.0.0.1" });
   onCleanup(() => app.stop(true));
   const url = `http://127.0.0.1:${app.server!.port}`;
@@ -166,9 +168,12 @@ describe("over the socket", () => {
     expect(kept.headers.get("x-request-id")).toBe("memo-check-1");
     expect(kept.headers.get("x-request-id")).not.toBe(fromCookie.headers.get("x-request-id"));
     expect(await getSessionCount(s.url)).toBe(counted + 1);
-    // The cookie cache's revocation delay, unchanged: the row is gone, the cookie still proves the session.
+    // No revocation delay: once the row is gone (here in SQL), the kept answer is not replayed, within a second.
     await s.t.db.sql`delete from sessions where token = ${token}`;
-    expect((((await (await s.get(both)).json()) as { session: { token: string } }).session.token)).toBe(token);
+    const deletedAt = Date.now();
+    let answer: unknown = "not asked";
+    while (Date.now() - deletedAt < 1000 && answer !== null) answer = await (await s.get(both)).json();
+    expect(answer).toBeNull();
     expect(await (await s.get(cookie)).json()).toBeNull();
   });
 

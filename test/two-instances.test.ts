@@ -2,7 +2,7 @@
 // sessions, the JWKS, the per-IP rate limits and the account lockout (all state lives in Postgres).
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createLocalJWKSet, jwtVerify } from "jose";
-import { cleanUpAfterFile, createTestDatabase, PASSWORD, sessionCookieOf, SITE_ORIGIN, spawnServer, uniqueEmail } from "./helpers.ts";
+import { cleanUpAfterFile, createTestDatabase, PASSWORD, sessionCookieOf, SITE_ORIGIN, spawnServer, uniqueEmail, type TestDatabase } from "./helpers.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(60_000);
@@ -12,8 +12,9 @@ const SHARED = { BETTER_AUTH_URL: "http://localhost:3001", RATE_LIMIT: "on", TRU
 
 let a: string;
 let b: string;
+let db: TestDatabase;
 beforeAll(async () => {
-  const db = await createTestDatabase("two_instances");
+  db = await createTestDatabase("two_instances");
   // Started at the same moment: migrations and the first signing key are taken in turns.
   const [first, second] = await Promise.all([spawnServer(["bun", "src/index.ts"], SHARED, db), spawnServer(["bun", "src/index.ts"], SHARED, db)]);
   a = first.url;
@@ -65,5 +66,75 @@ describe("two instances on one database", () => {
       expect(response.status).toBe(401);
       expect(await response.json()).toEqual({ code: "INVALID_EMAIL_OR_PASSWORD", message: "Invalid email or password" });
     }
+  });
+
+  describe("revocation is instant on both (change notices, sql/0006_change_notices.sql)", () => {
+    const DATA = "better-auth.session_data";
+    const getSession = (base: string, cookie: string) => fetch(`${base}/api/auth/get-session`, { headers: { cookie, origin: SITE_ORIGIN } });
+    /** `cookie` with a session_data copy written by `base`, once `base` answers from it (its listener listens). */
+    async function cachedBrowser(base: string, cookie: string): Promise<string> {
+      const started = Date.now();
+      for (;;) {
+        const first = await getSession(base, cookie);
+        const browser = `${cookie}; ${first.headers.getSetCookie().find((line) => line.startsWith(`${DATA}=`))!.split(";")[0]}`;
+        // Asked twice: the second answer of a listening server comes from its kept answers.
+        const answers = [await getSession(base, browser), await getSession(base, browser)];
+        if (answers.every((answer) => answer.headers.getSetCookie().length === 0)) return browser;
+        if (Date.now() - started > 10_000) throw new Error("the cache copy is never answered from");
+        await Bun.sleep(200);
+      }
+    }
+    async function signedUp() {
+      const response = await post(a, "/sign-up/email", { name: "Cached", email: uniqueEmail("cached"), password: PASSWORD }, { "x-forwarded-for": "192.0.2.9" });
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { token: string; user: { id: string } };
+      return { cookie: sessionCookieOf(response), token: body.token, userId: body.user.id };
+    }
+    /** Polls get-session on `base` until `done(body)` or a second has passed since `from`. */
+    async function within(base: string, browser: string, from: number, done: (body: { user: Record<string, unknown> } | null) => boolean) {
+      for (;;) {
+        const body = (await (await getSession(base, browser)).json()) as { user: Record<string, unknown> } | null;
+        if (done(body)) return true;
+        if (Date.now() - from > 1000) return false;
+        await Bun.sleep(20);
+      }
+    }
+
+    test("a session row deleted in SQL is refused by the other instance's cookie cache and kept answers within a second", async () => {
+      const user = await signedUp();
+      const browser = await cachedBrowser(b, user.cookie);
+      await db.sql`delete from sessions where token = ${user.token}`;
+      const from = Date.now();
+      for (const base of [b, a]) expect(await within(base, browser, from, (body) => body === null)).toBe(true);
+      const updated = await fetch(`${b}/api/auth/update-user`, { method: "POST", headers: { cookie: browser, origin: SITE_ORIGIN, "content-type": "application/json" }, body: JSON.stringify({ name: "pwned" }) });
+      expect(updated.status).toBe(401);
+      expect((await fetch(`${b}/api/auth/token`, { headers: { cookie: browser, origin: SITE_ORIGIN } })).status).toBe(401);
+    });
+
+    test("a user banned in SQL is never answered from an older copy: both show the ban within a second", async () => {
+      const user = await signedUp();
+      const browser = await cachedBrowser(b, user.cookie);
+      await db.sql`update users set banned = true where id = ${user.userId}`;
+      const from = Date.now();
+      for (const base of [b, a]) expect(await within(base, browser, from, (body) => body?.user.banned === true)).toBe(true);
+    });
+
+    test("with their listener connections killed, neither answers from a copy written before it listens again", async () => {
+      const user = await signedUp();
+      const browsers = [await cachedBrowser(a, user.cookie), await cachedBrowser(b, user.cookie)];
+      const killed = await db.sql`
+        select pg_terminate_backend(pid) from pg_stat_activity where datname = ${db.name} and application_name = 'auth-server listener'`;
+      expect(killed.length).toBe(2);
+      await Bun.sleep(100);
+      for (const base of [a, b]) {
+        for (const browser of browsers) {
+          const answer = await getSession(base, browser);
+          expect(answer.headers.getSetCookie().some((line) => line.startsWith(`${DATA}=`))).toBe(true); // read from the rows
+        }
+      }
+      // Once they listen again, a copy written after that is answered from again.
+      expect((await getSession(a, await cachedBrowser(a, user.cookie))).headers.getSetCookie()).toEqual([]);
+      for (const base of [a, b]) expect((await getSession(base, browsers[1]!)).headers.getSetCookie().length).toBeGreaterThan(0);
+    });
   });
 });

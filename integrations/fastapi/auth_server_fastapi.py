@@ -392,7 +392,6 @@ class SessionAuth(Authenticator):
         *,
         base_url: str | None = None,
         cookie_name: str | None = None,
-        require_signature: bool = False,
         trusted_origins: Sequence[str] | None = None,
         role_permissions: Mapping[str, Iterable[str]] | None = None,
     ):
@@ -404,8 +403,6 @@ class SessionAuth(Authenticator):
         # Only the name the auth server reads: an unprefixed cookie planted next to the `__Secure-`
         # one (a sibling subdomain can) is never taken for the session.
         self.cookie_name = cookie_name or session_cookie_name(base_url)
-        # As the bearer plugin's requireSignature: refuse an unsigned bearer token.
-        self.require_signature = require_signature
         self.trusted_origins = None if trusted_origins is None else frozenset(o.rstrip("/") for o in trusted_origins)
         self._db: _Database | None = None
         self._schema: SessionSchema | None = None
@@ -434,13 +431,9 @@ class SessionAuth(Authenticator):
         """
         bearer = bearer_credential(request)
         if bearer is not None:
-            if "." in bearer:
-                token = verify_signed_token(bearer, self.secrets)
-            elif self.require_signature:
-                token = None
-            else:
-                # The bearer plugin also accepts the unsigned token (the `token` of sign-in answers).
-                token = bearer if 0 < len(bearer) <= MAX_SESSION_TOKEN_LENGTH else None
+            # Only the signed value (set-auth-token) is a bearer token, as the auth server's bearer plugin
+            # (requireSignature) accepts it: the bare session token alone is not a credential.
+            token = verify_signed_token(bearer, self.secrets)
             if token is None:
                 raise AuthError.invalid("INVALID_SESSION", "the bearer token is not a session token of this server")
             return token, "bearer"

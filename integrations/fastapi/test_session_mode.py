@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import quote, unquote
 
+import httpx
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
@@ -86,13 +87,15 @@ def test_the_set_auth_token_header_is_a_bearer_token_plain_or_url_encoded(auth_s
             assert response.json()["authenticatedBy"] == "bearer"
 
 
-def test_the_unsigned_token_is_accepted_as_the_bearer_plugin_accepts_it_unless_signatures_are_required(auth_server: AuthServer):
+def test_the_unsigned_token_is_refused_as_a_bearer_token_as_the_auth_server_refuses_it(auth_server: AuthServer):
     user = auth_server.sign_up()
-    assert auth_server.http.get("/api/auth/get-session", headers=user.bearer(user.token)).json()["user"]["id"] == user.user_id
+    # A request of its own: the shared client's cookie jar holds the session cookie.
+    assert httpx.get(f"{auth_server.api}/api/auth/get-session", headers={"Origin": SITE_ORIGIN, **user.bearer(user.token)}).json() is None
+    assert httpx.get(f"{auth_server.api}/api/auth/get-session", headers={"Origin": SITE_ORIGIN, **user.bearer()}).json()["user"]["id"] == user.user_id
     with session_client(auth_server) as client:
-        assert client.get("/api/profile", headers=user.bearer(user.token)).json()["id"] == user.user_id
-    with session_client(auth_server, require_signature=True) as client:
-        assert client.get("/api/profile", headers=user.bearer(user.token)).status_code == 401
+        refused = client.get("/api/profile", headers=user.bearer(user.token))
+        assert refused.status_code == 401
+        assert refused.json()["detail"]["code"] == "INVALID_SESSION"
         assert client.get("/api/profile", headers=user.bearer()).status_code == 200
 
 
