@@ -16,6 +16,9 @@
 // direct object references), 11.1.4 (anti-automation without unbounded writes).
 import { describe, expect, test } from "bun:test";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { symmetricEncrypt } from "better-auth/crypto";
+import { Secret, TOTP } from "otpauth";
+import { TOTP_DIGITS, TOTP_PERIOD_SECONDS } from "../src/two-factor.ts";
 import {
   cleanUpAfterFile,
   createSecondInstance,
@@ -217,6 +220,7 @@ const SESSION_COOKIE = "better-auth.session_token";
 const DATA_COOKIE = "better-auth.session_data";
 const signed = (token: string) => encodeURIComponent(`${token}.${createHmac("sha256", TEST_SECRET).update(token).digest("base64")}`);
 const id = () => randomUUID();
+const { secretConfig } = await t.auth.$context;
 
 interface Fixture {
   userId: string;
@@ -234,6 +238,18 @@ interface Fixture {
   invitationEmail: string;
   teamId: string;
   passkeyId: string;
+  /** A second, removable team (Better Auth keeps an organization's last team). */
+  secondTeamId: string;
+  /** An invitation to this user from an organization it is not in, which it could accept or reject. */
+  incomingInvitationId: string;
+  invitingOrganizationId: string;
+  /** Another organization, where this user is a student (so it could leave it). */
+  otherOrganizationId: string;
+  /** A second, provider account (so the credential one could be unlinked). */
+  providerAccountId: string;
+  /** A current code of the user's authenticator app, and one unused backup code. */
+  totpCode: string;
+  backupCode: string;
   /** The browser's cookies: the session token and the cookie cache get-session issued. */
   cookie: string;
 }
@@ -254,21 +270,39 @@ async function createFixture(platformRole = "admin"): Promise<Fixture> {
     invitationEmail: uniqueEmail("invited"),
     teamId: id(),
     passkeyId: id(),
+    secondTeamId: id(),
+    incomingInvitationId: id(),
+    otherOrganizationId: id(),
+    invitingOrganizationId: id(),
+    providerAccountId: id(),
+    backupCode: `backup-${randomBytes(4).toString("hex")}`,
   };
+  const totpSecret = randomBytes(20).toString("hex");
+  const totpCode = new TOTP({ secret: new Secret({ buffer: new TextEncoder().encode(totpSecret).buffer }), period: TOTP_PERIOD_SECONDS, digits: TOTP_DIGITS }).generate();
   await t.db.sql.begin(async (sql) => {
-    await sql`insert into users (id, name, email, email_verified, role) values
-      (${f.userId}, 'Matrix Owner', ${f.email}, true, ${platformRole}),
-      (${f.memberUserId}, 'Matrix Student', ${uniqueEmail("student")}, true, 'user')`;
+    await sql`insert into users (id, name, email, email_verified, role, two_factor_enabled) values
+      (${f.userId}, 'Matrix Owner', ${f.email}, true, ${platformRole}, true),
+      (${f.memberUserId}, 'Matrix Student', ${uniqueEmail("student")}, true, 'user', false)`;
     await sql`insert into accounts (id, account_id, provider_id, user_id, password) values (${f.accountId}, ${f.userId}, 'credential', ${f.userId}, ${passwordHash})`;
-    await sql`insert into organizations (id, name, slug) values (${f.organizationId}, 'Matrix School', ${f.organizationSlug})`;
-    await sql`insert into teams (id, name, organization_id) values (${f.teamId}, 'Matrix Team', ${f.organizationId})`;
+    await sql`insert into accounts (id, account_id, provider_id, user_id) values (${f.providerAccountId}, ${id()}, 'github', ${f.userId})`;
+    await sql`insert into two_factors (id, secret, backup_codes, user_id, verified) values
+      (${id()}, ${await symmetricEncrypt({ key: secretConfig, data: totpSecret })},
+       ${await symmetricEncrypt({ key: secretConfig, data: JSON.stringify([f.backupCode]) })}, ${f.userId}, true)`;
+    await sql`insert into organizations (id, name, slug) values
+      (${f.organizationId}, 'Matrix School', ${f.organizationSlug}), (${f.otherOrganizationId}, 'Other School', ${`other-${f.otherOrganizationId}`}),
+      (${f.invitingOrganizationId}, 'Inviting School', ${`inviting-${f.invitingOrganizationId}`})`;
+    await sql`insert into teams (id, name, organization_id) values
+      (${f.teamId}, 'Matrix Team', ${f.organizationId}), (${f.secondTeamId}, 'Second Team', ${f.organizationId})`;
     await sql`insert into members (id, organization_id, user_id, role) values
-      (${id()}, ${f.organizationId}, ${f.userId}, 'owner'), (${f.memberId}, ${f.organizationId}, ${f.memberUserId}, 'student')`;
+      (${id()}, ${f.organizationId}, ${f.userId}, 'owner'), (${f.memberId}, ${f.organizationId}, ${f.memberUserId}, 'student'),
+      (${id()}, ${f.otherOrganizationId}, ${f.memberUserId}, 'owner'), (${id()}, ${f.otherOrganizationId}, ${f.userId}, 'student'),
+      (${id()}, ${f.invitingOrganizationId}, ${f.memberUserId}, 'owner')`;
     await sql`insert into team_members (id, team_id, user_id, membership_key) values
       (${id()}, ${f.teamId}, ${f.userId}, ${`${f.teamId}:${f.userId}`}),
       (${id()}, ${f.teamId}, ${f.memberUserId}, ${`${f.teamId}:${f.memberUserId}`})`;
     await sql`insert into invitations (id, organization_id, email, role, status, expires_at, inviter_id) values
-      (${f.invitationId}, ${f.organizationId}, ${f.invitationEmail}, 'student', 'pending', now() + interval '2 days', ${f.userId})`;
+      (${f.invitationId}, ${f.organizationId}, ${f.invitationEmail}, 'student', 'pending', now() + interval '2 days', ${f.userId}),
+      (${f.incomingInvitationId}, ${f.invitingOrganizationId}, ${f.email}, 'instructor', 'pending', now() + interval '2 days', ${f.memberUserId})`;
     await sql`insert into passkeys (id, name, public_key, user_id, credential_id, counter, device_type, backed_up) values
       (${f.passkeyId}, 'Matrix key', 'cHVibGlj', ${f.userId}, ${randomBytes(16).toString("base64url")}, 0, 'singleDevice', false)`;
     await sql`insert into sessions (id, user_id, token, expires_at, active_organization_id, active_team_id) values
@@ -282,7 +316,7 @@ async function createFixture(platformRole = "admin"): Promise<Fixture> {
     .find((line) => line.startsWith(`${DATA_COOKIE}=`))
     ?.split(";")[0];
   if (answer.status !== 200 || !cache) throw new Error(`get-session gave no cookie cache: ${answer.status} ${await answer.text()}`);
-  return { ...f, cookie: `${tokenCookie}; ${cache}` };
+  return { ...f, totpCode, cookie: `${tokenCookie}; ${cache}` };
 }
 
 /** A platform admin's live session, which bans users through the API. */
@@ -298,7 +332,13 @@ function override(endpoint: Endpoint, field: string, f: Fixture): unknown {
   const byEndpoint: Record<string, Record<string, unknown>> = {
     "/passkey/delete-passkey": { id: f.passkeyId },
     "/passkey/update-passkey": { id: f.passkeyId, name: "renamed" },
-    "/organization/get-invitation": { id: f.invitationId },
+    "/organization/get-invitation": { id: f.incomingInvitationId },
+    "/organization/accept-invitation": { invitationId: f.incomingInvitationId },
+    "/organization/reject-invitation": { invitationId: f.incomingInvitationId },
+    "/organization/leave": { organizationId: f.otherOrganizationId },
+    "/organization/remove-team": { teamId: f.secondTeamId },
+    "/two-factor/verify-totp": { code: f.totpCode },
+    "/two-factor/verify-backup-code": { code: f.backupCode },
     "/admin/get-user": { id: f.memberUserId },
     "/revoke-session": { token: f.otherSessionToken },
     "/admin/revoke-user-session": { sessionToken: f.otherSessionToken },
@@ -316,7 +356,7 @@ function override(endpoint: Endpoint, field: string, f: Fixture): unknown {
     "/organization/create-team": { name: "New Team" },
     "/change-email": { newEmail: uniqueEmail("changed") },
     "/update-user": { name: "pwned" },
-    "/unlink-account": { accountId: f.accountId },
+    "/unlink-account": { accountId: f.providerAccountId },
     "/refresh-token": { accountId: f.accountId },
     "/get-access-token": { accountId: f.accountId },
     "/account-info": { accountId: f.accountId },
@@ -453,7 +493,7 @@ const REFUSED = { status: "4xx", changed: [] };
 
 /** Removes a fixture's rows (and what a cell created for them), so every digest stays small. */
 async function removeFixture(f: Fixture): Promise<void> {
-  await t.db.sql`delete from organizations where id = ${f.organizationId} or id in (select organization_id from members where user_id = ${f.userId})`;
+  await t.db.sql`delete from organizations where id in (${f.organizationId}, ${f.otherOrganizationId}, ${f.invitingOrganizationId}) or id in (select organization_id from members where user_id = ${f.userId})`;
   await t.db.sql`delete from users where id in (${f.userId}, ${f.memberUserId})`;
 }
 
@@ -602,6 +642,18 @@ describe("the requests are ones the endpoints carry out", () => {
         expect(cell.body).not.toContain("VALIDATION_ERROR");
       }));
   }
+});
+
+describe("cases the matrix found, kept as regressions", () => {
+  test("accepting an invitation to an organization one already belongs to answers a 4xx JSON error and writes nothing (it answered an empty 500)", () =>
+    withFixture("admin", async (f) => {
+      // The user is already a student of the other organization; the invitation names it too.
+      await t.db.sql`insert into members (id, organization_id, user_id, role) values (${id()}, ${f.invitingOrganizationId}, ${f.userId}, 'student')`;
+      const endpoint = sessionEndpoints.find((candidate) => candidate.key === "POST /api/auth/organization/accept-invitation")!;
+      const cell = await call(t, endpoint, f, f.cookie);
+      expect(refused(cell)).toEqual(REFUSED);
+      expect(JSON.parse(cell.body || "null")).toMatchObject({ code: expect.any(String), message: expect.any(String) });
+    }));
 });
 
 describe("unknown paths", () => {
