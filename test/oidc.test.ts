@@ -230,3 +230,36 @@ describe("social provider settings", () => {
     expect(error?.status).toBe(404);
   });
 });
+
+describe("the callback with absent or empty parameters", () => {
+  // Every shape of "absent" for what the callback reads (state, code, iss, error): missing, empty,
+  // whitespace, repeated, URL-encoded. None signs anyone in, writes an identity row, answers 5xx, or
+  // sends the browser anywhere but the site's error page or the auth server's own (ASVS 5.1.3, 5.1.5).
+  // The provider announces authorization_response_iss_parameter_supported, so a response without
+  // `iss` is refused too (RFC 9207 section 2.4: the defence against mix-up attacks between providers).
+  const shapes: Array<[string, (callback: URL) => void]> = [];
+  for (const name of ["state", "code", "iss"]) {
+    shapes.push([`${name} missing`, (callback) => callback.searchParams.delete(name)]);
+    for (const value of ["", " ", "%20", "null", "undefined"]) shapes.push([`${name}=${JSON.stringify(value)}`, (callback) => callback.searchParams.set(name, value)]);
+    shapes.push([`${name} twice`, (callback) => callback.searchParams.append(name, callback.searchParams.get(name) ?? "x")]);
+  }
+  shapes.push(["error=access_denied next to the code", (callback) => callback.searchParams.set("error", "access_denied")]);
+  for (const [label, tamper] of shapes) {
+    test(`${label}: no session, nothing written, no 5xx, no redirect off the site`, async () => {
+      const user = providerUser("absent");
+      const before = await countIdentityRows(trusting.db.sql);
+      const { client, response } = await signInWithProvider(trusting, user.sub, tamper);
+      expect(response.status).toBeLessThan(500);
+      const location = response.headers.get("location");
+      if (location) expect([new URL(BASE_URL).origin, new URL(SITE_PAGE).origin]).toContain(new URL(location, BASE_URL).origin);
+      expect((await client.getSession()).data).toBeNull();
+      expect(await countIdentityRows(trusting.db.sql)).toEqual(before);
+    });
+  }
+
+  test("an empty error next to a valid code is no error: Better Auth reads it as absent, and the sign-in is the user's own", async () => {
+    const user = providerUser("empty-error");
+    const { client } = await signInWithProvider(trusting, user.sub, (callback) => callback.searchParams.set("error", ""));
+    expect((await client.getSession()).data?.user.email).toBe(user.email);
+  });
+});
