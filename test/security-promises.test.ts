@@ -22,7 +22,7 @@ function promises(): Promise_[] {
     const [promise = "", source = "", proof = ""] = cells;
     const proofs: Promise_["proofs"] = [];
     // `test/x.test.ts` "name…", "other name"; `test/y.test.ts` "…"
-    for (const token of proof.matchAll(/`(test\/[\w.-]+\.ts)`|"([^"]+)"/g)) {
+    for (const token of proof.matchAll(/`((?:test\/[\w.-]+\.ts)|(?:integrations\/fastapi\/[\w.-]+\.py))`|"([^"]+)"/g)) {
       if (token[1]) proofs.push({ file: token[1], names: [] });
       else proofs.at(-1)?.names.push(token[2]!);
     }
@@ -33,7 +33,8 @@ function promises(): Promise_[] {
 /** Whether `name` (a prefix when it ends with "…") starts a string literal in the test file: a test, a group, or a case of a table of tests. */
 function named(source: string, name: string): boolean {
   const prefix = name.replace(/…$/, "");
-  return ['"', "`", "'"].some((quote) => source.includes(quote + prefix));
+  // A pytest test is a function: `def test_...(`.
+  return ['"', "`", "'", "def "].some((quote) => source.includes(quote + prefix));
 }
 
 describe("SECURITY.md", () => {
