@@ -25,6 +25,7 @@ import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
 import { betterAuthSecretOptions } from "./secrets.ts";
 import { accountLinking, socialProviders } from "./social.ts";
+import { noteRequestFailure } from "./unique-violation.ts";
 
 export { CLIENT_IP_HEADER } from "./client-ip.ts";
 
@@ -150,6 +151,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     // Auth still turns the error into its response after this hook (better-call's router).
     onAPIError: {
       onError: (error) => {
+        noteRequestFailure(error); // a unique violation becomes 409 CONFLICT (src/unique-violation.ts)
         if (isAPIError(error) && error.statusCode < 500) {
           logger.debug(`[better-auth] ${error.statusCode} ${String(error.body?.code ?? error.status)}: ${error.message}`);
         } else {
