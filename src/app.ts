@@ -148,9 +148,9 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
     let response: Response;
-    let failure: unknown;
+    let failures: unknown[] = [];
     try {
-      ({ response, error: failure } = await runNotingFailure(() => answeringMailFailures(() => auth.handler(request))));
+      ({ response, errors: failures } = await runNotingFailure(() => answeringMailFailures(() => auth.handler(request))));
     } catch (error) {
       // Better Auth's rate limiter runs outside its own error handling.
       const refused = await unavailable(error);
@@ -163,7 +163,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
-    if (response.status >= 500) return conflictFor(failure) ?? (await unavailable(null)) ?? response;
+    if (response.status >= 500) return conflictFor(failures) ?? (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 

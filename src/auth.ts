@@ -143,7 +143,10 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     ...(secondaryStorage ? { secondaryStorage } : {}),
     logger: {
       level: config.logLevel,
-      log: (level, message, ...details) => logger[level](`[better-auth] ${message}`, ...details),
+      log: (level, message, ...details) => {
+        details.forEach(noteRequestFailure); // a logged unique violation becomes 409 CONFLICT
+        logger[level](`[better-auth] ${message}`, ...details);
+      },
     },
     // Errors raised outside an endpoint (its middlewares, e.g. the origin check refusing a cookie-bearing
     // request) Better Auth prints as ERROR through its own console logger, bypassing `logger` below.

@@ -2,26 +2,27 @@
 // organization, a second two-factor row, a passkey credential or provider account already stored ...)
 // was refused by the database, not broken: its client gets 409 CONFLICT {code, message}, never a 500.
 // Better Auth catches the error inside its router and answers an empty 500; it hands the error to
-// `onAPIError.onError` first, which notes it here for the request that caused it.
+// `onAPIError.onError` first, which notes it here for the request that caused it. Some plugins catch
+// it themselves and answer a 500 of their own (the passkey plugin's FAILED_TO_VERIFY_REGISTRATION),
+// logging the original first: errors handed to Better Auth's logger are noted as well.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { errorResponse } from "./errors.ts";
 
 /** Postgres SQLSTATE unique_violation. */
 const UNIQUE_VIOLATION = "23505";
 
-const failures = new AsyncLocalStorage<{ error?: unknown }>();
+const failures = new AsyncLocalStorage<unknown[]>();
 
-/** Runs one request, keeping the error Better Auth swallowed (if any) for `conflictFor`. */
-export async function runNotingFailure(work: () => Promise<Response>): Promise<{ response: Response; error: unknown }> {
-  const slot: { error?: unknown } = {};
-  const response = await failures.run(slot, work);
-  return { response, error: slot.error };
+/** Runs one request, keeping the errors Better Auth swallowed (if any) for `conflictFor`. */
+export async function runNotingFailure(work: () => Promise<Response>): Promise<{ response: Response; errors: unknown[] }> {
+  const errors: unknown[] = [];
+  const response = await failures.run(errors, work);
+  return { response, errors };
 }
 
-/** Called from Better Auth's onAPIError hook: remembers the request's error. */
+/** Called from Better Auth's onAPIError hook and its logger: remembers an error of the request. */
 export function noteRequestFailure(error: unknown): void {
-  const slot = failures.getStore();
-  if (slot) slot.error = error;
+  if (error && typeof error === "object") failures.getStore()?.push(error);
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -31,8 +32,8 @@ function isUniqueViolation(error: unknown): boolean {
   return false;
 }
 
-/** 409 CONFLICT when the request's failure was a unique violation, else null. */
-export function conflictFor(error: unknown): Response | null {
-  if (!isUniqueViolation(error)) return null;
+/** 409 CONFLICT when one of the request's failures was a unique violation, else null. */
+export function conflictFor(errors: unknown[]): Response | null {
+  if (!errors.some(isUniqueViolation)) return null;
   return errorResponse(409, "CONFLICT", "the request conflicts with a record that already exists");
 }
