@@ -3,6 +3,7 @@
 // user, and the active organization and role in the session and in the JWT.
 import { describe, expect, test } from "bun:test";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
+import type { TransactionSql } from "postgres";
 import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, uniqueEmail } from "./helpers.ts";
 import { createMailTestApp, linkIn, type ReceivedMail } from "./smtp.ts";
 
@@ -271,6 +272,39 @@ describe("teams", () => {
   });
 });
 
+/** The member's session cookie, for a request whose raw answer the test reads. */
+const cookieOf = (member: Member) => member.jar.getCookieString(t.config.baseUrl);
+/** A POST with the member's cookie whose raw answer the test reads. */
+const authPost = (path: string, cookie: string, body: object) =>
+  target.fetch(`${t.config.baseUrl}/api/auth${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: SITE_ORIGIN, cookie },
+    body: JSON.stringify(body),
+  });
+
+/**
+ * Runs `request` while another transaction holds `write` uncommitted, and commits it only once the
+ * request's insert into `table` waits on that transaction's row lock: the request's own checks saw
+ * nothing, and its insert then meets the committed row (a race made deterministic).
+ */
+async function whileUncommitted(write: (tx: TransactionSql) => Promise<unknown>, table: string, request: () => Promise<Response>): Promise<Response> {
+  let answer: Promise<Response> | undefined;
+  await t.db.sql.begin(async (tx) => {
+    await write(tx);
+    answer = request();
+    for (;;) {
+      const [row] = await t.db.sql<{ waiting: number }[]>`
+        select count(*)::int as waiting from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query ilike ${`%insert into "${table}"%`}`;
+      if (row!.waiting > 0) break;
+      await Bun.sleep(10);
+    }
+  });
+  return answer!;
+}
+
+const CONFLICT = { code: "CONFLICT", message: "the request conflicts with a record that already exists" };
+
 describe("accepting an invitation to an organization one belongs to", () => {
   /**
    * A second pending invitation to a member: what two invitations sent at once (invite-member checks,
@@ -284,8 +318,6 @@ describe("accepting an invitation to an organization one belongs to", () => {
       values (${id}, ${organizationId}, ${invitee.email.toLowerCase()}, ${role}, 'pending', now() + interval '1 day', now(), ${inviter.id})`;
     return id;
   }
-  /** The member's session cookie, for a request whose raw answer the test reads. */
-  const cookieOf = (member: Member) => member.jar.getCookieString(t.config.baseUrl);
   const membership = async (organizationId: string): Promise<{ user_id: string; role: string }[]> => [
     ...(await t.db.sql<{ user_id: string; role: string }[]>`select user_id, role from members where organization_id = ${organizationId} order by user_id`),
   ];
@@ -298,11 +330,7 @@ describe("accepting an invitation to an organization one belongs to", () => {
     const invitationId = await secondInvitation(school.id, owner, pupil);
     const before = await membership(school.id);
 
-    const response = await target.fetch(`${t.config.baseUrl}/api/auth/organization/accept-invitation`, {
-      method: "POST",
-      headers: { "content-type": "application/json", origin: SITE_ORIGIN, cookie: await cookieOf(pupil) },
-      body: JSON.stringify({ invitationId }),
-    });
+    const response = await authPost("/organization/accept-invitation", await cookieOf(pupil), { invitationId });
     expect(response.status).toBe(400);
     expect(await response.json()).toEqual({ code: "USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION", message: "User is already a member of this organization" });
     // Through Better Auth's own client as well.
@@ -328,27 +356,15 @@ describe("accepting an invitation to an organization one belongs to", () => {
     const pupil = await signedUp("Pupil");
     const invitationId = await secondInvitation(school.id, owner, pupil, "student");
     const cookie = await cookieOf(pupil);
-    let answer: Promise<Response> | undefined;
     // Another request's membership, not yet committed: the accept's check does not see it, and its
-    // insert waits on the unique index until this transaction commits, then fails with 23505.
-    await t.db.sql.begin(async (tx) => {
-      await tx`insert into members (id, organization_id, user_id, role, created_at) values (${crypto.randomUUID()}, ${school.id}, ${pupil.id}, 'student', now())`;
-      answer = target.fetch(`${t.config.baseUrl}/api/auth/organization/accept-invitation`, {
-        method: "POST",
-        headers: { "content-type": "application/json", origin: SITE_ORIGIN, cookie },
-        body: JSON.stringify({ invitationId }),
-      });
-      // Commit only once the accept's insert is waiting on this transaction's row lock.
-      for (;;) {
-        const [row] = await t.db.sql<{ waiting: number }[]>`
-          select count(*)::int as waiting from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query ilike '%insert into "members"%'`;
-        if (row!.waiting > 0) break;
-        await Bun.sleep(10);
-      }
-    });
-    const response = await answer!;
+    // insert waits on the unique index until that transaction commits, then fails with 23505.
+    const response = await whileUncommitted(
+      (tx) => tx`insert into members (id, organization_id, user_id, role, created_at) values (${crypto.randomUUID()}, ${school.id}, ${pupil.id}, 'student', now())`,
+      "members",
+      () => authPost("/organization/accept-invitation", cookie, { invitationId }),
+    );
     expect(response.status).toBe(409);
-    expect(await response.json()).toEqual({ code: "CONFLICT", message: "the request conflicts with a record that already exists" });
+    expect(await response.json()).toEqual(CONFLICT);
     expect(await membership(school.id)).toEqual([
       { user_id: owner.id, role: "owner" },
       { user_id: pupil.id, role: "student" },
@@ -356,4 +372,20 @@ describe("accepting an invitation to an organization one belongs to", () => {
     // Better Auth put the invitation back to pending when the member insert failed.
     expect((await t.db.sql`select status from invitations where id = ${invitationId}`)[0]!.status).toBe("pending");
   });
+});
+
+test("two schools created with one slug at once: the second answers 409 CONFLICT as JSON, not a 500, and writes nothing", async () => {
+  const owner = await signedUp("Owner");
+  const slug = `race-${Date.now().toString(36)}`;
+  const before = (await t.db.sql<{ n: number }[]>`select count(*)::int as n from members where user_id = ${owner.id}`)[0]!.n;
+  // The first school, not yet committed: create's slug check does not see it.
+  const response = await whileUncommitted(
+    (tx) => tx`insert into organizations (id, name, slug, created_at) values (${crypto.randomUUID()}, 'First', ${slug}, now())`,
+    "organizations",
+    async () => authPost("/organization/create", await cookieOf(owner), { name: "Second", slug }),
+  );
+  expect(response.status).toBe(409);
+  expect(await response.json()).toEqual(CONFLICT);
+  expect([...(await t.db.sql`select name from organizations where slug = ${slug}`)]).toEqual([{ name: "First" }]);
+  expect((await t.db.sql<{ n: number }[]>`select count(*)::int as n from members where user_id = ${owner.id}`)[0]!.n).toBe(before);
 });
