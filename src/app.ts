@@ -25,6 +25,7 @@ import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
 import { currentSecret, previousSecrets } from "./secrets.ts";
 import { securityHeadersFor } from "./security-headers.ts";
+import { conflictFor, runNotingFailure } from "./unique-violation.ts";
 
 export { MAX_BODY_BYTES } from "./request-guard.ts";
 // A successful database probe is reused this long, so a load balancer polling /health (or a load
@@ -155,8 +156,9 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
     let response: Response;
+    let failures: unknown[] = [];
     try {
-      response = await answeringMailFailures(() => auth.handler(request));
+      ({ response, errors: failures } = await runNotingFailure(() => answeringMailFailures(() => auth.handler(request))));
     } catch (error) {
       // Better Auth's rate limiter runs outside its own error handling.
       const refused = await unavailable(error);
@@ -169,7 +171,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
-    if (response.status >= 500) return (await unavailable(null)) ?? response;
+    if (response.status >= 500) return conflictFor(failures) ?? (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 

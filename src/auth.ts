@@ -26,6 +26,7 @@ import { sessionHandles } from "./session-handles.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
 import { betterAuthSecretOptions } from "./secrets.ts";
 import { accountLinking, socialProviders } from "./social.ts";
+import { noteRequestFailure } from "./unique-violation.ts";
 
 export { CLIENT_IP_HEADER } from "./client-ip.ts";
 
@@ -143,7 +144,10 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     ...(secondaryStorage ? { secondaryStorage } : {}),
     logger: {
       level: config.logLevel,
-      log: (level, message, ...details) => logger[level](`[better-auth] ${message}`, ...details),
+      log: (level, message, ...details) => {
+        details.forEach(noteRequestFailure); // a logged unique violation becomes 409 CONFLICT
+        logger[level](`[better-auth] ${message}`, ...details);
+      },
     },
     // Errors raised outside an endpoint (its middlewares, e.g. the origin check refusing a cookie-bearing
     // request) Better Auth prints as ERROR through its own console logger, bypassing `logger` below.
@@ -151,6 +155,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     // Auth still turns the error into its response after this hook (better-call's router).
     onAPIError: {
       onError: (error) => {
+        noteRequestFailure(error); // a unique violation becomes 409 CONFLICT (src/unique-violation.ts)
         if (isAPIError(error) && error.statusCode < 500) {
           logger.debug(`[better-auth] ${error.statusCode} ${String(error.body?.code ?? error.status)}: ${error.message}`);
         } else {

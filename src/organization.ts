@@ -105,6 +105,17 @@ export function organizationPlugin(config: Config, sql: Sql, sendMail: SendMail 
     invitationExpiresIn: INVITATION_EXPIRES_IN_SECONDS,
     teams: { enabled: true },
     schema: organizationSchema,
+    organizationHooks: {
+      // Better Auth's accept-invitation checks the invitation, the recipient and the limits but not
+      // whether the caller is a member already: a second pending invitation (two sent at once, or one
+      // to the address a member has since moved to) then hit members' unique key as an empty 500.
+      // Refused first, as invite-member refuses inviting a member; the invitation stays pending (the
+      // member can still reject it).
+      async beforeAcceptInvitation({ invitation, user }) {
+        const [member] = await sql`select 1 from members where organization_id = ${invitation.organizationId} and user_id = ${user.id}`;
+        if (member) throw APIError.from("BAD_REQUEST", { code: "USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION", message: "User is already a member of this organization" });
+      },
+    },
     async sendInvitationEmail({ id, email, role, organization: org, inviter, invitation }) {
       if (!sendMail) {
         logger.warn(`invitation ${id} to ${org.slug} was created but not emailed: mail is not configured`);

@@ -1,7 +1,8 @@
 // Social and OpenID Connect sign-in: GitHub and Google when their client ids are set, and any
 // standard OpenID provider (Keycloak, Auth0, Entra ...) through the generic OAuth plugin from
 // OIDC_* settings. Callback URLs are {BETTER_AUTH_URL}/api/auth/callback/{provider}.
-import type { BetterAuthOptions } from "better-auth";
+import type { BetterAuthOptions, BetterAuthPlugin } from "better-auth";
+import { createAuthMiddleware } from "better-auth/api";
 import { genericOAuth } from "better-auth/plugins";
 import type { Config } from "./config.ts";
 
@@ -62,5 +63,63 @@ export function oidcPlugins(config: Config) {
         },
       ],
     }),
+    issuerParameterRequired(oidc.providerId, oidc.discoveryUrl),
   ];
+}
+
+/** Stands in for a missing `iss`: no issuer identifier (a URL) equals it, so Better Auth refuses it. */
+const MISSING_ISS = "(no iss parameter)";
+const DISCOVERY_TIMEOUT_MS = 10_000;
+
+/**
+ * RFC 9207 (OAuth 2.0 Authorization Server Issuer Identification) §2.4: a client that knows its
+ * authorization server sends `iss` in authorization responses (the discovery document's
+ * `authorization_response_iss_parameter_supported: true`) MUST refuse a response without it. Better
+ * Auth compares `iss` with the discovered issuer only when it is present (simple string comparison,
+ * as §2.4 asks), so an attacker's mix-up response without `iss` (or with `iss=`) passed.
+ *
+ * For such a provider a callback without a non-empty `iss` gets an `iss` no issuer can equal, and
+ * Better Auth refuses it as every mismatch: the state is used up and the browser is sent to the
+ * sign-in's errorCallbackURL with `error=issuer_mismatch`. Only the GET callback is checked: Better
+ * Auth answers a form_post (POST) callback by redirecting to the GET one with the same parameters.
+ * Discovery is read once, like Better Auth's own; when it cannot be read the parameter is required.
+ */
+function issuerParameterRequired(providerId: string, discoveryUrl: string): BetterAuthPlugin {
+  let supported: Promise<boolean> | undefined;
+  const discover = () =>
+    (supported ??= fetch(discoveryUrl, { signal: AbortSignal.timeout(DISCOVERY_TIMEOUT_MS) })
+      .then(async (response) => {
+        if (!response.ok) throw new Error(`discovery answered ${response.status}`);
+        const document = (await response.json()) as { authorization_response_iss_parameter_supported?: unknown };
+        return document.authorization_response_iss_parameter_supported === true;
+      })
+      .catch((error: unknown) => {
+        supported = undefined; // read again by the next callback
+        throw error;
+      }));
+  return {
+    id: "oauth-issuer-parameter",
+    init() {
+      discover().catch(() => {}); // read at start-up; a failure is retried by the first callback
+    },
+    hooks: {
+      before: [
+        {
+          matcher: (context) => context.path === "/callback/:id" && context.method === "GET" && context.params?.id === providerId,
+          handler: createAuthMiddleware(async (ctx) => {
+            const query = (ctx.query ?? {}) as Record<string, unknown>;
+            if (typeof query.iss === "string" && query.iss !== "") return; // Better Auth compares it
+            if (query.iss !== undefined && typeof query.iss !== "string") return; // its query schema answers
+            const required = await discover().catch((error: unknown) => {
+              ctx.context.logger.warn(`discovery of "${providerId}" could not be read (${String(error)}); the iss parameter is required`);
+              return true;
+            });
+            if (!required) return;
+            ctx.context.logger.warn(`"${providerId}" announces the iss parameter (RFC 9207) but the callback has none: refused`);
+            return { context: { query: { ...query, iss: MISSING_ISS } } };
+          }),
+        },
+      ],
+    },
+  };
 }

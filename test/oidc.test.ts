@@ -1,7 +1,8 @@
 // OpenID Connect sign-in end to end against a real provider (oidc-provider, test/oidc-provider.ts),
 // driven by Better Auth's client: PKCE and nonce on the authorization request, a new user with its
 // session and `accounts` row, linking to an existing verified user for a trusted provider only, and a
-// tampered `state` refused. Plus the GitHub/Google settings and their callback URLs.
+// tampered `state` refused, the `iss` parameter required of a provider that announces it (RFC 9207).
+// Plus the GitHub/Google settings and their callback URLs.
 import { describe, expect, test } from "bun:test";
 import makeFetchCookie from "fetch-cookie";
 import { ConfigError } from "../src/config.ts";
@@ -262,4 +263,96 @@ describe("the callback with absent or empty parameters", () => {
     const { client } = await signInWithProvider(trusting, user.sub, (callback) => callback.searchParams.set("error", ""));
     expect((await client.getSession()).data?.user.email).toBe(user.email);
   });
+});
+
+// RFC 9207 §2.4 (mix-up defence): the provider's discovery announces
+// authorization_response_iss_parameter_supported, so a callback must carry iss equal to its issuer
+// (simple string comparison); without it, empty, or any other value, the sign-in is refused.
+describe("the iss parameter of the authorization response (RFC 9207)", () => {
+  /** A sign-in whose callback `tamper` changed: refused to the errorCallbackURL, no session, nothing written. */
+  async function expectRefused(tamper: (callback: URL) => void) {
+    const user = providerUser("iss");
+    const before = await countIdentityRows(trusting.db.sql);
+    const failuresBefore = await signInFailures(trusting);
+    const { client, response } = await signInWithProvider(trusting, user.sub, tamper);
+    expect(response.status).toBe(302);
+    const location = new URL(response.headers.get("location")!);
+    expect(location.origin + location.pathname).toBe(`${SITE_PAGE}/sign-in-failed`);
+    expect(location.searchParams.get("error")).toBe("issuer_mismatch");
+    expect(response.headers.getSetCookie().some((cookie) => /session_token=[^;]+/.test(cookie) && !/max-age=0/i.test(cookie))).toBe(false);
+    expect((await client.getSession()).data).toBeNull();
+    expect(await countIdentityRows(trusting.db.sql)).toEqual(before);
+    expect(await signInFailures(trusting)).toBe(failuresBefore + 1);
+  }
+
+  test("the provider announces the parameter and sends its issuer; that callback signs in", async () => {
+    const discovery = (await (await fetch(op.discoveryUrl)).json()) as Record<string, unknown>;
+    expect(discovery.authorization_response_iss_parameter_supported).toBe(true);
+    const ivy = providerUser("ivy");
+    const { client, callback, response } = await signInWithProvider(trusting, ivy.sub);
+    expect(callback.searchParams.get("iss")).toBe(op.issuer);
+    expect(response.headers.get("location")).toBe(SITE_PAGE);
+    expect((await client.getSession()).data?.user.email).toBe(ivy.email);
+  });
+
+  test("the issuer percent-encoded in the query (as browsers may send it) is the same value and signs in", async () => {
+    const jon = providerUser("jon");
+    const { client, response } = await signInWithProvider(trusting, jon.sub, (callback) => {
+      callback.search = callback.search.replace(/([?&])iss=[^&]*/, `$1iss=${op.issuer.replace(/[:/.]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}`);
+      expect(callback.searchParams.get("iss")).toBe(op.issuer);
+    });
+    expect(response.headers.get("location")).toBe(SITE_PAGE);
+    expect((await client.getSession()).data?.user.email).toBe(jon.email);
+  });
+
+  test("a callback without iss is refused", async () => {
+    await expectRefused((callback) => callback.searchParams.delete("iss"));
+  });
+
+  test("a callback with an empty iss is refused", async () => {
+    await expectRefused((callback) => callback.searchParams.set("iss", ""));
+  });
+
+  test("a callback with a bare `iss` (no `=`) is refused", async () => {
+    await expectRefused((callback) => {
+      callback.searchParams.delete("iss");
+      callback.search += "&iss";
+    });
+  });
+
+  test("a callback with another issuer is refused", async () => {
+    await expectRefused((callback) => callback.searchParams.set("iss", "https://accounts.example.com"));
+  });
+
+  test("near-miss spellings of the issuer are refused: double-encoded, trailing slash, other case, padded", async () => {
+    for (const iss of [encodeURIComponent(op.issuer), `${op.issuer}/`, op.issuer.toUpperCase(), ` ${op.issuer}`, `${op.issuer} `]) {
+      await expectRefused((callback) => callback.searchParams.set("iss", iss));
+    }
+  });
+});
+
+test("a provider whose discovery does not announce the iss parameter still signs in without one (RFC 9207 §2.4 applies to announcing providers)", async () => {
+  // The same provider behind a discovery document without authorization_response_iss_parameter_supported.
+  const discovery = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch() {
+      const document = (await (await fetch(op.discoveryUrl)).json()) as Record<string, unknown>;
+      delete document.authorization_response_iss_parameter_supported;
+      return Response.json(document);
+    },
+  });
+  try {
+    const quiet = await createTestApp({ ...oidcEnv("school"), OIDC_DISCOVERY_URL: `http://127.0.0.1:${discovery.port}/.well-known/openid-configuration` });
+    const kim = providerUser("kim");
+    const { client, response } = await signInWithProvider(quiet, kim.sub, (callback) => callback.searchParams.delete("iss"));
+    expect(response.headers.get("location")).toBe(SITE_PAGE);
+    expect((await client.getSession()).data?.user.email).toBe(kim.email);
+    // A wrong one is still refused: Better Auth compares whatever iss arrives.
+    const lea = providerUser("lea");
+    const wrong = await signInWithProvider(quiet, lea.sub, (callback) => callback.searchParams.set("iss", "https://accounts.example.com"));
+    expect(new URL(wrong.response.headers.get("location")!).searchParams.get("error")).toBe("issuer_mismatch");
+  } finally {
+    discovery.stop(true);
+  }
 });

@@ -3,7 +3,8 @@
 // user, and the active organization and role in the session and in the JWT.
 import { describe, expect, test } from "bun:test";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from "jose";
-import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, uniqueEmail } from "./helpers.ts";
+import type { TransactionSql } from "postgres";
+import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, uniqueEmail } from "./helpers.ts";
 import { createMailTestApp, linkIn, type ReceivedMail } from "./smtp.ts";
 
 cleanUpAfterFile();
@@ -17,10 +18,10 @@ const invitationIdIn = (mail: ReceivedMail) => decodeURIComponent(/^http:\/\/loc
 const target = { baseUrl: t.config.baseUrl, fetch: inProcessFetch(t.app) };
 
 async function signedUp(name: string, email = uniqueEmail(name.toLowerCase().replace(/\W+/g, "-"))) {
-  const { client } = createTestClient(target);
+  const { client, jar } = createTestClient(target);
   const { data, error } = await client.signUp.email({ name, email, password: PASSWORD });
   expect(error).toBeNull();
-  return { client, email, id: data!.user.id };
+  return { client, jar, email, id: data!.user.id };
 }
 type Member = Awaited<ReturnType<typeof signedUp>>;
 
@@ -269,4 +270,122 @@ describe("teams", () => {
     // A student cannot create teams.
     expect((await pupil.client.organization.createTeam({ name: "Rogue", organizationId: school.id })).error?.status).toBe(403);
   });
+});
+
+/** The member's session cookie, for a request whose raw answer the test reads. */
+const cookieOf = (member: Member) => member.jar.getCookieString(t.config.baseUrl);
+/** A POST with the member's cookie whose raw answer the test reads. */
+const authPost = (path: string, cookie: string, body: object) =>
+  target.fetch(`${t.config.baseUrl}/api/auth${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: SITE_ORIGIN, cookie },
+    body: JSON.stringify(body),
+  });
+
+/**
+ * Runs `request` while another transaction holds `write` uncommitted, and commits it only once the
+ * request's insert into `table` waits on that transaction's row lock: the request's own checks saw
+ * nothing, and its insert then meets the committed row (a race made deterministic).
+ */
+async function whileUncommitted(write: (tx: TransactionSql) => Promise<unknown>, table: string, request: () => Promise<Response>): Promise<Response> {
+  let answer: Promise<Response> | undefined;
+  await t.db.sql.begin(async (tx) => {
+    await write(tx);
+    answer = request();
+    for (;;) {
+      const [row] = await t.db.sql<{ waiting: number }[]>`
+        select count(*)::int as waiting from pg_stat_activity
+        where datname = current_database() and wait_event_type = 'Lock' and query ilike ${`%insert into "${table}"%`}`;
+      if (row!.waiting > 0) break;
+      await Bun.sleep(10);
+    }
+  });
+  return answer!;
+}
+
+const CONFLICT = { code: "CONFLICT", message: "the request conflicts with a record that already exists" };
+
+describe("accepting an invitation to an organization one belongs to", () => {
+  /**
+   * A second pending invitation to a member: what two invitations sent at once (invite-member checks,
+   * then inserts) or one to an address the member has since moved to leave behind. Written directly,
+   * as neither race can be produced on demand.
+   */
+  async function secondInvitation(organizationId: string, inviter: Member, invitee: Member, role = "instructor") {
+    const id = `inv-${crypto.randomUUID()}`;
+    await t.db.sql`
+      insert into invitations (id, organization_id, email, role, status, expires_at, created_at, inviter_id)
+      values (${id}, ${organizationId}, ${invitee.email.toLowerCase()}, ${role}, 'pending', now() + interval '1 day', now(), ${inviter.id})`;
+    return id;
+  }
+  const membership = async (organizationId: string): Promise<{ user_id: string; role: string }[]> => [
+    ...(await t.db.sql<{ user_id: string; role: string }[]>`select user_id, role from members where organization_id = ${organizationId} order by user_id`),
+  ];
+
+  test("answers 400 USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION as JSON; the membership and the invitation are unchanged", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const pupil = await signedUp("Pupil");
+    await invite(owner, school.id, pupil, "student");
+    const invitationId = await secondInvitation(school.id, owner, pupil);
+    const before = await membership(school.id);
+
+    const response = await authPost("/organization/accept-invitation", await cookieOf(pupil), { invitationId });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ code: "USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION", message: "User is already a member of this organization" });
+    // Through Better Auth's own client as well.
+    expect((await pupil.client.organization.acceptInvitation({ invitationId })).error).toMatchObject({ status: 400, code: "USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION" });
+    expect(await membership(school.id)).toEqual(before);
+    expect((await t.db.sql`select status from invitations where id = ${invitationId}`)[0]!.status).toBe("pending");
+    // The member may still turn it down.
+    expect((await pupil.client.organization.rejectInvitation({ invitationId })).error).toBeNull();
+  });
+
+  test("the owner accepting an invitation to their own organization gets the same 400, not a 500", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const invitationId = await secondInvitation(school.id, owner, owner, "student");
+    const { error } = await owner.client.organization.acceptInvitation({ invitationId });
+    expect(error).toMatchObject({ status: 400, code: "USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION" });
+    expect(await membership(school.id)).toEqual([{ user_id: owner.id, role: "owner" }]);
+  });
+
+  test("a membership committed while the accept runs (the race the check cannot see) answers 409 CONFLICT as JSON, never a 500", async () => {
+    const owner = await signedUp("Owner");
+    const school = await createSchool(owner);
+    const pupil = await signedUp("Pupil");
+    const invitationId = await secondInvitation(school.id, owner, pupil, "student");
+    const cookie = await cookieOf(pupil);
+    // Another request's membership, not yet committed: the accept's check does not see it, and its
+    // insert waits on the unique index until that transaction commits, then fails with 23505.
+    const response = await whileUncommitted(
+      (tx) => tx`insert into members (id, organization_id, user_id, role, created_at) values (${crypto.randomUUID()}, ${school.id}, ${pupil.id}, 'student', now())`,
+      "members",
+      () => authPost("/organization/accept-invitation", cookie, { invitationId }),
+    );
+    expect(response.status).toBe(409);
+    expect(await response.json()).toEqual(CONFLICT);
+    expect(await membership(school.id)).toEqual([
+      { user_id: owner.id, role: "owner" },
+      { user_id: pupil.id, role: "student" },
+    ].sort((a, b) => (a.user_id < b.user_id ? -1 : 1)));
+    // Better Auth put the invitation back to pending when the member insert failed.
+    expect((await t.db.sql`select status from invitations where id = ${invitationId}`)[0]!.status).toBe("pending");
+  });
+});
+
+test("two schools created with one slug at once: the second answers 409 CONFLICT as JSON, not a 500, and writes nothing", async () => {
+  const owner = await signedUp("Owner");
+  const slug = `race-${Date.now().toString(36)}`;
+  const before = (await t.db.sql<{ n: number }[]>`select count(*)::int as n from members where user_id = ${owner.id}`)[0]!.n;
+  // The first school, not yet committed: create's slug check does not see it.
+  const response = await whileUncommitted(
+    (tx) => tx`insert into organizations (id, name, slug, created_at) values (${crypto.randomUUID()}, 'First', ${slug}, now())`,
+    "organizations",
+    async () => authPost("/organization/create", await cookieOf(owner), { name: "Second", slug }),
+  );
+  expect(response.status).toBe(409);
+  expect(await response.json()).toEqual(CONFLICT);
+  expect([...(await t.db.sql`select name from organizations where slug = ${slug}`)]).toEqual([{ name: "First" }]);
+  expect((await t.db.sql<{ n: number }[]>`select count(*)::int as n from members where user_id = ${owner.id}`)[0]!.n).toBe(before);
 });
