@@ -57,10 +57,16 @@ const AUTH_BASE_PATH = "/api/auth";
 export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo(), inFlight = createInFlight() }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<DatabaseProbe["check"]> | null = null;
-  /** `fresh`: after a failed query, a recent success proves nothing. */
+  let probeStartedAt = 0;
+  /**
+   * `fresh`: after a failed query, a recent success proves nothing, and neither does a probe already
+   * running when the query failed (it may have passed just before the connection went).
+   */
   const databaseHealth = async (fresh = false) => {
     if (!fresh && Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return { ok: true } as const;
-    probe ??= databaseProbe.check(1000).finally(() => (probe = null));
+    const askedAt = performance.now();
+    while (fresh && probe && probeStartedAt < askedAt) await probe;
+    probe ??= ((probeStartedAt = performance.now()), databaseProbe.check(1000).finally(() => (probe = null)));
     const result = await probe;
     lastHealthy = result.ok ? Date.now() : 0; // a failure also ends the reuse of an earlier success
     databaseDown = !result.ok;

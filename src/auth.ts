@@ -6,13 +6,13 @@ import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
 import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
-import { PostgresJSDialect } from "kysely-postgres-js";
 import { auditTrail, createAuditRecorder } from "./audit.ts";
 import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { emailFlows } from "./email-flows.ts";
 import type { TransactionSql } from "postgres";
+import { PostgresDialect } from "./kysely-dialect.ts";
 import { accountLockout, logOnlyNotifier, mailingNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
 import { authObserver, countLockouts } from "./auth-observer.ts";
@@ -134,7 +134,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     baseURL: config.baseUrl,
     basePath: "/api/auth",
     ...betterAuthSecretOptions(config),
-    database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
+    database: { dialect: new PostgresDialect({ postgres: sql }), type: "postgres", transaction: true },
     trustedOrigins: config.corsOrigins,
     telemetry: { enabled: false },
     // With Redis, sessions stay in Postgres as well (storeSessionInDatabase below: the Python side reads
