@@ -8,6 +8,7 @@ import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
 import { auditTrail, createAuditRecorder } from "./audit.ts";
 import { CLIENT_IP_HEADER } from "./client-ip.ts";
+import { noteDatabaseError } from "./database-errors.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { emailFlows } from "./email-flows.ts";
@@ -150,6 +151,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     // Auth still turns the error into its response after this hook (better-call's router).
     onAPIError: {
       onError: (error) => {
+        noteDatabaseError(error);
         if (isAPIError(error) && error.statusCode < 500) {
           logger.debug(`[better-auth] ${error.statusCode} ${String(error.body?.code ?? error.status)}: ${error.message}`);
         } else {

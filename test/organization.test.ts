@@ -238,3 +238,24 @@ describe("teams", () => {
     expect((await pupil.client.organization.createTeam({ name: "Rogue", organizationId: school.id })).error?.status).toBe(403);
   });
 });
+
+describe("atomic creation", () => {
+  test("organization create is one transaction: when the owner's membership cannot be written, no organization stays behind", async () => {
+    const owner = await signedUp("Atomic");
+    const slug = `atomic-${Date.now().toString(36)}`;
+    // The membership insert fails after the organization row was written.
+    await t.db.sql.unsafe(`
+      create function refuse_atomic_member() returns trigger language plpgsql as $$ begin raise exception 'membership refused'; end $$;
+      create trigger refuse_atomic_member before insert on members for each row when (new.role = 'owner') execute function refuse_atomic_member();`);
+    try {
+      const { error } = await owner.client.organization.create({ name: "Atomic School", slug });
+      expect(error?.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await t.db.sql.unsafe("drop trigger refuse_atomic_member on members; drop function refuse_atomic_member();");
+    }
+    expect(await t.db.sql`select 1 from organizations where slug = ${slug}`).toHaveLength(0);
+    // And the slug is free for the retry.
+    const { error } = await owner.client.organization.create({ name: "Atomic School", slug });
+    expect(error).toBeNull();
+  });
+});
