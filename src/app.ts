@@ -112,7 +112,8 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
   const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
   const unavailable = async (error: unknown): Promise<Response | null> => {
-    if (isDatabaseConnectionError(error)) return noDatabase();
+    // A connection error is the database's, unless it is Redis's (the rate-limit store, answered below).
+    if (isDatabaseConnectionError(error) && !(error instanceof RateLimitStoreError && error.store === "redis")) return noDatabase();
     if (!(await databaseHealth(true, performance.now())).ok) return noDatabase();
     if (!(error instanceof RateLimitStoreError)) return null;
     logger.error(error.message);
@@ -123,7 +124,8 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   /**
    * Runs an auth request, answering 503 at once while the database is known to be down, and after
    * each DATABASE_WAIT_MS the request is still running if a probe then fails (the request may still
-   * finish in the background; it was answered 503, never 200). A busy but reachable database only waits.
+   * finish in the background; it was answered 503, never 200). A busy but reachable database only waits,
+   * up to DATABASE_REQUEST_LIMIT_MS.
    */
   const whileDatabaseAnswers = async (work: () => Promise<Response>): Promise<Response> => {
     // A probe that fails (refused, closed) proves the database away; a slow one only proves load,
