@@ -8,6 +8,7 @@ import { CLIENT_IP_HEADER, type Auth } from "./auth.ts";
 import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import { poolProbe, type DatabaseProbe, type Sql } from "./db.ts";
+import { failureAnswer, isDatabaseConnectionError, runNotingFailures } from "./request-failures.ts";
 import { answeringMailFailures } from "./email-flows.ts";
 import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
@@ -25,7 +26,6 @@ import { rateLimitedResponse, RateLimitStoreError } from "./rate-limit.ts";
 import { guardAuthRequest, MAX_BODY_BYTES, payloadTooLarge } from "./request-guard.ts";
 import { currentSecret, previousSecrets } from "./secrets.ts";
 import { securityHeadersFor } from "./security-headers.ts";
-import { conflictFor, runNotingFailure } from "./unique-violation.ts";
 
 export { MAX_BODY_BYTES } from "./request-guard.ts";
 // A successful database probe is reused this long, so a load balancer polling /health (or a load
@@ -35,6 +35,11 @@ export const HEALTH_PROBE_REUSE_MS = 1000;
 export const UNAVAILABLE_RETRY_AFTER_S = 5;
 // How long an auth request runs before the database is probed; a failed probe answers 503 then.
 export const DATABASE_WAIT_MS = 1000;
+// Probes in a row that time out (no answer at all) while a request waits: the database hangs, 503.
+export const DATABASE_HUNG_PROBES = 2;
+// The longest an auth request waits on the database although probes pass: a query lost with its
+// connection (a driver that never settles it) must not hold the request forever. 503 then.
+export const DATABASE_REQUEST_LIMIT_MS = 10_000;
 
 function serviceUnavailable(code: string, message: string): Response {
   return errorResponse(503, code, message, { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) });
@@ -64,10 +69,15 @@ const AUTH_BASE_PATH = "/api/auth";
 export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(sql), logger, version, metrics = createMetrics(), sessionMemo: memo = createSessionMemo({ cookies: getCookies(auth.options), trustedOrigins: config.corsOrigins }), inFlight = createInFlight(), notices = NEVER_TRUSTED }: AppDependencies) {
   let lastHealthy = 0;
   let probe: ReturnType<DatabaseProbe["check"]> | null = null;
-  /** `fresh`: after a failed query, a recent success proves nothing. */
-  const databaseHealth = async (fresh = false) => {
+  let probeStartedAt = 0;
+  /**
+   * `fresh`: after a failed query, a recent success proves nothing. `startedAfter`: nor does a probe
+   * begun before then (one running when a query failed may have passed just before the connection went).
+   */
+  const databaseHealth = async (fresh = false, startedAfter = 0) => {
     if (!fresh && Date.now() - lastHealthy < HEALTH_PROBE_REUSE_MS) return { ok: true } as const;
-    probe ??= databaseProbe.check(1000).finally(() => (probe = null));
+    while (probe && probeStartedAt < startedAfter) await probe;
+    probe ??= ((probeStartedAt = performance.now()), databaseProbe.check(1000).finally(() => (probe = null)));
     const result = await probe;
     lastHealthy = result.ok ? Date.now() : 0; // a failure also ends the reuse of an earlier success
     databaseDown = !result.ok;
@@ -108,7 +118,9 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
   const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
   const unavailable = async (error: unknown): Promise<Response | null> => {
-    if (!(await databaseHealth(true)).ok) return noDatabase();
+    // A connection error is the database's, unless it is Redis's (the rate-limit store, answered below).
+    if (isDatabaseConnectionError(error) && !(error instanceof RateLimitStoreError && error.store === "redis")) return noDatabase();
+    if (!(await databaseHealth(true, performance.now())).ok) return noDatabase();
     if (!(error instanceof RateLimitStoreError)) return null;
     logger.error(error.message);
     // The Postgres store failed although the probe now passes: the database is just back.
@@ -118,22 +130,27 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   /**
    * Runs an auth request, answering 503 at once while the database is known to be down, and after
    * each DATABASE_WAIT_MS the request is still running if a probe then fails (the request may still
-   * finish in the background; it was answered 503, never 200). A busy but reachable database only waits.
+   * finish in the background; it was answered 503, never 200). A busy but reachable database only waits,
+   * up to DATABASE_REQUEST_LIMIT_MS.
    */
   const whileDatabaseAnswers = async (work: () => Promise<Response>): Promise<Response> => {
-    // A probe that fails (refused, closed) proves the database away; a slow one only proves load.
+    // A probe that fails (refused, closed) proves the database away; a slow one only proves load,
+    // unless DATABASE_HUNG_PROBES of them in a row got no answer at all.
+    let unanswered = 0;
     const failed = async () => {
       const health = await databaseHealth(true);
-      return !health.ok && !health.timedOut;
+      unanswered = health.ok ? 0 : unanswered + Number(health.timedOut);
+      return !health.ok && (!health.timedOut || unanswered >= DATABASE_HUNG_PROBES);
     };
     if (databaseDown && (await failed())) return noDatabase();
     // Counted apart from its request: after a 503 it may still be running.
     const running = inFlight.track(work);
+    const givesUpAt = performance.now() + DATABASE_REQUEST_LIMIT_MS;
     for (;;) {
       const waited = Bun.sleep(DATABASE_WAIT_MS).then(() => null);
       const done = await Promise.race([running, waited]);
       if (done) return done;
-      if (await failed()) {
+      if ((await failed()) || performance.now() >= givesUpAt) {
         running.catch(() => {}); // answered already; its failure is the database's
         return noDatabase();
       }
@@ -158,7 +175,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     let response: Response;
     let failures: unknown[] = [];
     try {
-      ({ response, errors: failures } = await runNotingFailure(() => answeringMailFailures(() => auth.handler(request))));
+      ({ result: response, errors: failures } = await runNotingFailures(() => answeringMailFailures(() => auth.handler(request))));
     } catch (error) {
       // Better Auth's rate limiter runs outside its own error handling.
       const refused = await unavailable(error);
@@ -171,7 +188,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
-    if (response.status >= 500) return conflictFor(failures) ?? (await unavailable(null)) ?? response;
+    if (response.status >= 500) return failureAnswer(failures, noDatabase) ?? (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 

@@ -6,13 +6,13 @@ import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
 import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
-import { PostgresJSDialect } from "kysely-postgres-js";
 import { auditTrail, createAuditRecorder } from "./audit.ts";
 import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { emailFlows } from "./email-flows.ts";
 import type { TransactionSql } from "postgres";
+import { PostgresDialect } from "./kysely-dialect.ts";
 import { accountLockout, logOnlyNotifier, mailingNotifier, type LockoutNotifier } from "./lockout.ts";
 import type { Logger } from "./log.ts";
 import { authObserver, countLockouts } from "./auth-observer.ts";
@@ -26,7 +26,7 @@ import { sessionHandles } from "./session-handles.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
 import { betterAuthSecretOptions } from "./secrets.ts";
 import { accountLinking, socialProviders } from "./social.ts";
-import { noteRequestFailure } from "./unique-violation.ts";
+import { noteRequestFailure } from "./request-failures.ts";
 
 export { CLIENT_IP_HEADER } from "./client-ip.ts";
 
@@ -136,7 +136,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     baseURL: config.baseUrl,
     basePath: "/api/auth",
     ...betterAuthSecretOptions(config),
-    database: { dialect: new PostgresJSDialect({ postgres: sql }), type: "postgres", transaction: true },
+    database: { dialect: new PostgresDialect({ postgres: sql }), type: "postgres", transaction: true },
     trustedOrigins: config.corsOrigins,
     telemetry: { enabled: false },
     // With Redis, sessions stay in Postgres as well (storeSessionInDatabase below: the Python side reads
@@ -145,7 +145,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     logger: {
       level: config.logLevel,
       log: (level, message, ...details) => {
-        details.forEach(noteRequestFailure); // a logged unique violation becomes 409 CONFLICT
+        details.forEach(noteRequestFailure); // e.g. a unique violation a plugin logged before its own 500
         logger[level](`[better-auth] ${message}`, ...details);
       },
     },
@@ -155,7 +155,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     // Auth still turns the error into its response after this hook (better-call's router).
     onAPIError: {
       onError: (error) => {
-        noteRequestFailure(error); // a unique violation becomes 409 CONFLICT (src/unique-violation.ts)
+        noteRequestFailure(error); // a lost database answers 503, a unique violation 409 (src/request-failures.ts)
         if (isAPIError(error) && error.statusCode < 500) {
           logger.debug(`[better-auth] ${error.statusCode} ${String(error.body?.code ?? error.status)}: ${error.message}`);
         } else {

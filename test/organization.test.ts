@@ -389,3 +389,24 @@ test("two schools created with one slug at once: the second answers 409 CONFLICT
   expect([...(await t.db.sql`select name from organizations where slug = ${slug}`)]).toEqual([{ name: "First" }]);
   expect((await t.db.sql<{ n: number }[]>`select count(*)::int as n from members where user_id = ${owner.id}`)[0]!.n).toBe(before);
 });
+
+describe("atomic creation", () => {
+  test("organization create is one transaction: when the owner's membership cannot be written, no organization stays behind", async () => {
+    const owner = await signedUp("Atomic");
+    const slug = `atomic-${Date.now().toString(36)}`;
+    // The membership insert fails after the organization row was written.
+    await t.db.sql.unsafe(`
+      create function refuse_atomic_member() returns trigger language plpgsql as $$ begin raise exception 'membership refused'; end $$;
+      create trigger refuse_atomic_member before insert on members for each row when (new.role = 'owner') execute function refuse_atomic_member();`);
+    try {
+      const { error } = await owner.client.organization.create({ name: "Atomic School", slug });
+      expect(error?.status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await t.db.sql.unsafe("drop trigger refuse_atomic_member on members; drop function refuse_atomic_member();");
+    }
+    expect(await t.db.sql`select 1 from organizations where slug = ${slug}`).toHaveLength(0);
+    // And the slug is free for the retry.
+    const { error } = await owner.client.organization.create({ name: "Atomic School", slug });
+    expect(error).toBeNull();
+  });
+});

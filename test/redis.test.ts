@@ -10,7 +10,6 @@ import { CLOCK_SKEW_MS } from "../src/change-notices.ts";
 import {
   cleanUpAfterFile,
   createTestDatabase,
-  freePort,
   onCleanup,
   PASSWORD,
   quietLogger,
@@ -20,6 +19,7 @@ import {
   uniqueEmail,
   type TestDatabase,
 } from "./helpers.ts";
+import { redisServer } from "./redis-server.ts";
 
 cleanUpAfterFile();
 
@@ -113,23 +113,9 @@ describe("with the shared Redis", () => {
 describe("when Redis fails", () => {
   /** A redis-server of this test's own on a free loopback port, without persistence. */
   async function ownRedis() {
-    const port = freePort();
-    const child = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-      stdout: "ignore",
-      stderr: "ignore",
-    });
-    onCleanup(async () => {
-      child.kill("SIGCONT");
-      child.kill("SIGKILL");
-      await child.exited;
-    });
-    const client = new RedisClient(`redis://127.0.0.1:${port}`);
-    for (let i = 0; i < 50; i++) {
-      if (await client.send("PING", []).then(() => true, () => false)) break;
-      await Bun.sleep(100);
-    }
-    client.close();
-    return { url: `redis://127.0.0.1:${port}`, child };
+    const redis = redisServer();
+    await redis.start();
+    return { url: redis.url, child: redis.process()! };
   }
 
   test("with Redis stopped, sign-in, get-session and sign-out keep working from Postgres, quickly", async () => {

@@ -28,6 +28,8 @@ export interface SmtpServerOptions {
   delayMs?: number;
   /** Refuse every message with a 451 temporary failure. */
   refuse?: boolean;
+  /** Listen on this port (to bring a stopped relay back where the server expects it); a free one when absent. */
+  port?: number;
 }
 
 export interface TestSmtpServer {
@@ -79,7 +81,7 @@ export async function startSmtpServer(options: SmtpServerOptions = {}): Promise<
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
   });
   const port = (server.server.address() as { port: number }).port;
 
