@@ -182,13 +182,15 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
       if (refused) return refused;
       throw error;
     }
+    const failed = failureAnswer(response.status, failures, noDatabase);
+    if (failed) return failed;
     // Better Auth answers an unknown endpoint (or a known one with the wrong method, or a disabled one
     // such as delete-user) with an empty 404.
     if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
-    if (response.status >= 500) return failureAnswer(failures, noDatabase) ?? (await unavailable(null)) ?? response;
+    if (response.status >= 500) return (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 

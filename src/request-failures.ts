@@ -59,11 +59,14 @@ export function noteRequestFailure(error: unknown): void {
 }
 
 /**
- * What a request whose answer was a 5xx should answer instead, from the errors noted while it ran:
- * `lostDatabase` when the database went away, 409 CONFLICT for a unique violation, else null.
+ * What a request that Better Auth refused (`status` 4xx or 5xx) should answer instead, from the errors
+ * noted while it ran, or null. A lost database answers `lostDatabase` whatever Better Auth made of it:
+ * its session middleware reads a failed session lookup as "no session" and answers 401, which would tell
+ * a signed-in client to sign in again. A unique violation behind a 5xx answers 409 CONFLICT.
  */
-export function failureAnswer(errors: unknown[], lostDatabase: () => Response): Response | null {
+export function failureAnswer(status: number, errors: unknown[], lostDatabase: () => Response): Response | null {
+  if (status < 400 || errors.length === 0) return null;
   if (errors.some(isDatabaseConnectionError)) return lostDatabase();
-  if (errors.some(isUniqueViolation)) return errorResponse(409, "CONFLICT", "the request conflicts with a record that already exists");
+  if (status >= 500 && errors.some(isUniqueViolation)) return errorResponse(409, "CONFLICT", "the request conflicts with a record that already exists");
   return null;
 }

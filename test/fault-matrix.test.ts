@@ -228,6 +228,7 @@ interface Fault {
 
 const DATABASE_UNAVAILABLE = { status: 503, code: "DATABASE_UNAVAILABLE" };
 let resetting: ReturnType<typeof setInterval> | undefined;
+let killingListener: ReturnType<typeof setInterval> | undefined;
 
 const FAULTS: Fault[] = [
   {
@@ -260,6 +261,19 @@ const FAULTS: Fault[] = [
     answers: [{ status: 503, code: "RATE_LIMIT_UNAVAILABLE" }],
     inject: (world) => world.redis.kill(),
     heal: (world) => world.redis.start(),
+  },
+  {
+    // The change listener's connection killed again and again (README, "Revocation and cached copies"):
+    // no cached copy is trusted, every session is read from Postgres, and nothing else changes.
+    name: "change listener lost",
+    answers: [],
+    inject: async (world) => {
+      const kill = () =>
+        world.db.sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${world.db.name} and application_name = 'auth-server listener'`.catch(() => {});
+      await kill();
+      killingListener = setInterval(kill, 200);
+    },
+    heal: async () => clearInterval(killingListener),
   },
   {
     // Mail is queued or answered as documented (MAIL_NOT_SENT 424 only where a flow waits for it).
