@@ -157,7 +157,8 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
-    if (response.status >= 500) return (await unavailable(null)) ?? response;
+    // A 503 is the password hash queue's SERVER_BUSY (src/password.ts), which no probe would change.
+    if (response.status >= 500 && response.status !== 503) return (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 

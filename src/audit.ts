@@ -7,6 +7,7 @@ import { decodeJwt } from "jose";
 import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import { SERVER_BUSY } from "./password.ts";
 
 export const AUTH_EVENT_TYPES = [
   "sign_up",
@@ -229,6 +230,9 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
             }
             // A signed-in user's verify-totp turns 2FA on (above); only a session-less one is a sign-in.
             if (isSignIn(path) && subject) return;
+            // A sign-in refused because the hash queue was full decided nothing about the credentials, and a
+            // flood of them must stay cheap: no row.
+            if (isAPIError(returned) && returned.body?.code === SERVER_BUSY.code) return;
             if (isSignIn(path) && failed && isAPIError(returned)) {
               const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
               const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);

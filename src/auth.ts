@@ -19,7 +19,7 @@ import { authObserver, countLockouts } from "./auth-observer.ts";
 import type { Metrics } from "./metrics.ts";
 import { createMailer, type Mailer } from "./mailer.ts";
 import { memberRole } from "./organization.ts";
-import { createPasswordHasher } from "./password.ts";
+import { createPasswordHasher, DEFAULT_HASHES_IN_FLIGHT, HashQueueFull } from "./password.ts";
 import { platformPlugins, type SendMail } from "./plugins.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "./rate-limit.ts";
@@ -150,7 +150,8 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
     // Auth still turns the error into its response after this hook (better-call's router).
     onAPIError: {
       onError: (error) => {
-        if (isAPIError(error) && error.statusCode < 500) {
+        // A full hash queue is load, not a fault: its 503s show in http_requests_total, not as an error line each.
+        if (isAPIError(error) && (error.statusCode < 500 || error instanceof HashQueueFull)) {
           logger.debug(`[better-auth] ${error.statusCode} ${String(error.body?.code ?? error.status)}: ${error.message}`);
         } else {
           logger.error("[better-auth] request failed", error);
@@ -164,7 +165,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       // Auth checks both bounds before any hashing.
       minPasswordLength: config.passwordMinLength,
       maxPasswordLength: config.passwordMaxLength,
-      password: createPasswordHasher(sql, logger),
+      password: createPasswordHasher(sql, logger, { inFlight: DEFAULT_HASHES_IN_FLIGHT, queue: config.passwordHashQueue }),
       ...flows.emailAndPassword,
     },
     emailVerification: flows.emailVerification,

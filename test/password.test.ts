@@ -55,6 +55,19 @@ describe("new hashes", () => {
   });
 });
 
+describe("hashes stored by Bun.password (the earlier hasher)", () => {
+  test("verify with the right password and stay as they are: same PHC format, no rehash; a wrong password answers 401", async () => {
+    const { email, userId } = await signUp(t);
+    const earlier = await Bun.password.hash(PASSWORD, { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 });
+    expect(earlier).toStartWith(ARGON2ID_PREFIX);
+    await t.db.sql`update accounts set password = ${earlier} where user_id = ${userId} and provider_id = 'credential'`;
+    expect((await signIn(email, PASSWORD)).status).toBe(200);
+    expect(await storedHash(userId)).toBe(earlier);
+    expect((await signIn(email, "not the right password")).status).toBe(401);
+    expect(await storedHash(userId)).toBe(earlier);
+  });
+});
+
 describe("legacy scrypt hashes", () => {
   test("a user with a legacy scrypt hash signs in with the right password, and the hash becomes argon2id", async () => {
     const { email, userId, legacy } = await legacyUser();
