@@ -5,6 +5,7 @@
 import postgres from "postgres";
 import { createApp } from "../src/app.ts";
 import { createAuth, ensureSigningKey } from "../src/auth.ts";
+import { createAuthHandler } from "../src/auth-handler.ts";
 import { loadConfig } from "../src/config.ts";
 import { createPool } from "../src/db.ts";
 import { createSessionFastPath } from "../src/fast-session.ts";
@@ -73,6 +74,8 @@ await measure("get-session, app (fast path)", async () => (await app.handle(requ
 await measure("/token, Better Auth handler (RS256 sign each time)", async () => (await auth.handler(request("/api/auth/token"))).text());
 await measure("/token, app (fast path, reused token)", async () => (await app.handle(request("/api/auth/token"))).text());
 await measure("Better Auth handler, GET /ok (router build + dispatch only)", async () => (await auth.handler(request("/api/auth/ok"))).text());
+const builtOnce = createAuthHandler(auth);
+await measure("Better Auth router built once (src/auth-handler.ts), GET /ok", async () => (await builtOnce(request("/api/auth/ok"))).text());
 await measure("/health, app (probe reused)", async () => (await app.handle(new Request(`${config.baseUrl}/health`))).text());
 await measure("piece: cookie HMAC-SHA256 check", () => createHmac("sha256", config.secret).update(token).digest("base64"));
 await measure("piece: session+user lookup, one prepared statement", () =>

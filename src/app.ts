@@ -8,6 +8,7 @@ import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Config } from "./config.ts";
 import { poolProbe, type DatabaseProbe, type Sql } from "./db.ts";
 import { answeringMailFailures } from "./email-flows.ts";
+import { createAuthHandler } from "./auth-handler.ts";
 import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
@@ -135,6 +136,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   // With BETTER_AUTH_SECRETS, cookies signed by a previous secret are re-signed before any lookup.
   const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
   const resign = (request: Request) => keyring?.resign(request) ?? request;
+  const authHandler = createAuthHandler(auth);
 
   const toBetterAuth = async (received: Request, server: Parameters<typeof clientIp>[1]) => {
     const request = await guardAuthRequest(resign(received));
@@ -144,7 +146,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     else request.headers.delete(CLIENT_IP_HEADER);
     let response: Response;
     try {
-      response = await answeringMailFailures(() => auth.handler(request));
+      response = await answeringMailFailures(() => authHandler(request));
     } catch (error) {
       // Better Auth's rate limiter runs outside its own error handling.
       const refused = await unavailable(error);

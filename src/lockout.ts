@@ -80,7 +80,7 @@ const INVALID_CREDENTIALS = "INVALID_EMAIL_OR_PASSWORD";
 /** The Better Auth plugin that counts failures, refuses locked accounts and resets on success. */
 export function accountLockout({ sql, policy, record, notify, logger }: LockoutDependencies): BetterAuthPlugin {
   // The account a sign-in named, looked up once before the endpoint runs.
-  const accounts = new WeakMap<Request, { id: string; email: string; name: string }>();
+  const accounts = new WeakMap<Request, { id: string; email: string; name: string; counted: boolean }>();
 
   return {
     id: "account-lockout",
@@ -91,8 +91,8 @@ export function accountLockout({ sql, policy, record, notify, logger }: LockoutD
           handler: createAuthMiddleware(async (ctx) => {
             const { email } = (ctx.body ?? {}) as { email?: unknown };
             if (typeof email !== "string" || !ctx.request) return;
-            const [account] = await sql<{ id: string; email: string; name: string; locked: boolean }[]>`
-              select u.id, u.email, u.name, coalesce(l.locked_until > now(), false) as locked
+            const [account] = await sql<{ id: string; email: string; name: string; locked: boolean; counted: boolean }[]>`
+              select u.id, u.email, u.name, coalesce(l.locked_until > now(), false) as locked, l.user_id is not null as counted
               from users u left join account_lockouts l on l.user_id = u.id
               where u.email = ${email.toLowerCase()}`;
             if (!account) return;
@@ -114,7 +114,9 @@ export function accountLockout({ sql, policy, record, notify, logger }: LockoutD
             if (!account) return;
             const returned = ctx.context.returned;
             if (ctx.context.newSession) {
-              await sql`delete from account_lockouts where user_id = ${account.id}`;
+              // Most sign-ins have no counter to reset: no statement then (a failure counted while this
+              // sign-in ran is left to expire with its window).
+              if (account.counted) await sql`delete from account_lockouts where user_id = ${account.id}`;
               return;
             }
             if (!isAPIError(returned) || returned.body?.code !== INVALID_CREDENTIALS) return;
