@@ -19,9 +19,9 @@ const LEGACY_SCRYPT = /^[0-9a-f]{32}:[0-9a-f]{128}$/i;
 /**
  * At most `inFlight` hashes run at once (argon2id holds 19 MiB for each, legacy scrypt 16 MiB; more at
  * once than cores would not finish sooner), at most `queue` more wait for a turn. A sign-in flood beyond
- * that is answered 503 at once instead of queueing without limit (OWASP Denial of Service Cheat Sheet:
- * bound every queue; ASVS 1.11.4 / 11.1.4: protect against excessive resource use): a waiting request
- * holds its connection and memory, and one that waits longer than a client will is work for nothing.
+ * that is answered 503 with Retry-After at once instead of queueing without limit (OWASP Denial of Service
+ * Cheat Sheet: bound every queue; ASVS 11.1.4: excessive calls; RFC 9110 §15.6.4 and §10.2.3): a waiting
+ * request holds its connection and memory, and one that waits longer than a client will is work for nothing.
  */
 export interface HashLimits {
   inFlight: number;

@@ -1,6 +1,6 @@
 // Password hashes are bounded twice: at most `inFlight` run at once (19 MiB of argon2id memory each), and at
 // most `queue` more wait; past that a sign-in or sign-up answers 503 SERVER_BUSY with Retry-After at once
-// instead of queueing without limit (OWASP Denial of Service Cheat Sheet; ASVS 1.11.4 / 11.1.4).
+// instead of queueing without limit (OWASP Denial of Service Cheat Sheet; ASVS 11.1.4; RFC 9110 §15.6.4).
 import { describe, expect, test } from "bun:test";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 import { isAPIError } from "better-auth/api";
