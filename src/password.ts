@@ -2,7 +2,7 @@
 // parameters, a bounded number of hashes at once behind a bounded queue, and Better Auth's legacy scrypt
 // format still accepted and upgraded at the next successful sign-in.
 import { availableParallelism } from "node:os";
-import { hash as argon2Hash, type Options as Argon2Options, verify as argon2Verify } from "@node-rs/argon2";
+import type { Options as Argon2Options } from "@node-rs/argon2";
 import { APIError } from "better-auth/api";
 import { verifyPassword as verifyScrypt } from "better-auth/crypto";
 import type { Sql } from "./db.ts";
@@ -15,6 +15,10 @@ import type { Logger } from "./log.ts";
 export const ARGON2ID: Readonly<Argon2Options> = { algorithm: 2, memoryCost: 19 * 1024, timeCost: 2, parallelism: 1 };
 
 const LEGACY_SCRYPT = /^[0-9a-f]{32}:[0-9a-f]{128}$/i;
+
+// The binding is loaded with the first hash, not at start-up: an idle server does not hold it.
+let argon2: Promise<typeof import("@node-rs/argon2")> | undefined;
+const loadArgon2 = () => (argon2 ??= import("@node-rs/argon2"));
 
 /**
  * At most `inFlight` hashes run at once (argon2id holds 19 MiB for each, legacy scrypt 16 MiB; more at
@@ -95,18 +99,21 @@ export interface PasswordHasher {
  */
 export function createPasswordHasher(sql: Sql, logger: Logger, limits: HashLimits): PasswordHasher {
   const slots = createHashSlots(limits);
-  const hash = (password: string) => slots.run(() => argon2Hash(password, ARGON2ID));
+  const hash = (password: string) => slots.run(async () => (await loadArgon2()).hash(password, ARGON2ID));
   return {
     hash,
     slots,
     async verify({ hash: stored, password }) {
       if (stored.startsWith("$argon2")) {
-        return slots.run(() =>
-          argon2Verify(stored, password).catch(() => {
+        const { verify } = await loadArgon2();
+        return slots.run(async () => {
+          try {
+            return await verify(stored, password);
+          } catch {
             logger.warn("a stored argon2 password hash could not be read; the sign-in is refused");
             return false;
-          }),
-        );
+          }
+        });
       }
       if (!isLegacyScryptHash(stored)) {
         logger.warn("a stored password hash has an unknown format; the sign-in is refused");

@@ -121,6 +121,15 @@ describe("legacy scrypt hashes", () => {
     expect((await signIn(email, "replaced after migration")).status).toBe(200);
   });
 
+  test("a stored argon2 hash that cannot be read refuses the sign-in with 401, not a 500, and is left alone", async () => {
+    const { email, userId } = await signUp(t);
+    const broken = "$argon2id$v=19$m=19456,t=2,p=1$not-base64!$";
+    await t.db.sql`update accounts set password = ${broken} where user_id = ${userId}`;
+    const response = await signIn(email, PASSWORD);
+    expect(response.status).toBe(401);
+    expect(await storedHash(userId)).toBe(broken);
+  });
+
   test("a stored hash in an unknown format refuses the sign-in with 401 and is left alone", async () => {
     const { email, userId } = await signUp(t);
     await t.db.sql`update accounts set password = ${"plaintext-" + PASSWORD} where user_id = ${userId}`;
