@@ -1,7 +1,7 @@
 // The native hash ceiling: argon2id hashes and verifications a second with 1, 2 and 4 in flight, with the
 // library and parameters the server uses (src/password.ts), under Bun, as the server runs them. One JSON line
 // each, in the anchors' "hash" shape, so the anchors' summary lists them beside Bun.password and scrypt.
-//   bun bench/hash-ceiling.ts        env: SECS=3, CONCS="1 2 4"
+//   bun bench/hash-ceiling.ts        env: SECS=3, CONCS="1 2 4", WHEN (a label: before, after)
 import { hash, verify } from "@node-rs/argon2";
 import { ARGON2ID } from "../src/password.ts";
 
@@ -25,7 +25,7 @@ for (const [impl, fn] of Object.entries(work)) {
     );
     const seconds = (performance.now() - t0) / 1000;
     console.log(
-      JSON.stringify({ scenario: "hash", runtime: `bun-${Bun.version}`, impl, concurrency, hashes: done, seconds: +seconds.toFixed(2), hashes_per_s: +(done / seconds).toFixed(1) }),
+      JSON.stringify({ scenario: "hash", runtime: `bun-${Bun.version}`, impl, when: process.env.WHEN, concurrency, hashes: done, seconds: +seconds.toFixed(2), hashes_per_s: +(done / seconds).toFixed(1) }),
     );
   }
 }

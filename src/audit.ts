@@ -47,7 +47,15 @@ export function requestOrigin(headers: Headers | undefined): Pick<AuthEvent, "ip
 
 export type AuditRecorder = (event: AuthEvent) => Promise<void>;
 
-/** Writes events; a failed write is logged, never turned into a failed sign-in. */
+/**
+ * Writes events; a failed write is logged, never turned into a failed sign-in.
+ *
+ * The row is written before the answer goes out, on purpose. Written after it (or batched in the
+ * background) a sign-in would save one statement's wait, but an instance that stops between the answer and
+ * the write (a crash, a kill past SHUTDOWN_TIMEOUT, a lost connection) would have acknowledged a sign-in the
+ * trail never records, and ASVS 7.1.3 / 7.2.1 ask that every authentication decision is recorded. The cost is
+ * one insert of a small row per sign-in (bench/RESULTS.md: the per-request breakdown of 2026-12-04).
+ */
 export function createAuditRecorder(sql: Sql, logger: Logger): AuditRecorder {
   return async ({ type, userId, ip, userAgent, details = {} }) => {
     try {
