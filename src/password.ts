@@ -1,6 +1,7 @@
 // Password hashing: argon2id through @node-rs/argon2 (a Rust binding with prebuilt binaries) at OWASP's
 // parameters, a bounded number of hashes at once behind a bounded queue, and Better Auth's legacy scrypt
 // format still accepted and upgraded at the next successful sign-in.
+import { heapSize } from "bun:jsc";
 import { availableParallelism } from "node:os";
 import type { Options as Argon2Options } from "@node-rs/argon2";
 import { APIError } from "better-auth/api";
@@ -44,6 +45,17 @@ export class HashQueueFull extends APIError {
   }
 }
 
+// While hashes queue (a sign-in storm) the event loop mostly waits for the hashing threads, and the garbage
+// of the requests around them piles up faster than JavaScriptCore collects it, most of all right after a
+// get-session load whose garbage is still uncollected: with @node-rs/argon2, a storm after a /token load
+// peaked at 262-265 MB without a forced collection and 158-161 MB with one at most once a second
+// (bench/RESULTS.md, 2026-12-04). Only while hashes queue: under other traffic a full collection every
+// second would add tens of milliseconds to the slowest answers.
+export const STORM_COLLECTION_INTERVAL_MS = 1000;
+const STORM_COLLECTION_GROWTH_BYTES = 8 * 1024 * 1024;
+// A heap this small (an idle server's is about 12 MB) is not worth a collection.
+const STORM_COLLECTION_MIN_HEAP_BYTES = 16 * 1024 * 1024;
+
 /** Hashes admitted in turn: `run` starts `work` when a slot is free, or throws HashQueueFull. */
 export interface HashSlots {
   run<T>(work: () => Promise<T>): Promise<T>;
@@ -53,12 +65,32 @@ export interface HashSlots {
   waiting(): number;
   /** Hashes refused because the queue was full, since start. */
   refused(): number;
+  /** Full collections run because hashes queued, since start. */
+  stormCollections(): number;
 }
 
 export function createHashSlots({ inFlight: limit, queue }: HashLimits): HashSlots {
   let running = 0;
   let refused = 0;
   const waiting: Array<() => void> = [];
+  let lastCollection = -Infinity;
+  // The heap right after this storm's last forced collection; 0 once the queue has emptied, so the first
+  // check of the next storm measures against the minimum, not against a figure of long ago.
+  let heapAfterCollection = 0;
+  let collections = 0;
+  const collectDuringStorm = () => {
+    if (waiting.length === 0) {
+      heapAfterCollection = 0;
+      return;
+    }
+    const now = performance.now();
+    if (now - lastCollection < STORM_COLLECTION_INTERVAL_MS) return;
+    if (heapSize() < Math.max(heapAfterCollection, STORM_COLLECTION_MIN_HEAP_BYTES) + STORM_COLLECTION_GROWTH_BYTES) return;
+    lastCollection = now;
+    Bun.gc(true);
+    heapAfterCollection = heapSize();
+    collections++;
+  };
   return {
     async run(work) {
       if (running < limit) running++;
@@ -70,6 +102,7 @@ export function createHashSlots({ inFlight: limit, queue }: HashLimits): HashSlo
       try {
         return await work();
       } finally {
+        collectDuringStorm();
         const next = waiting.shift();
         if (next) next(); // the slot passes straight to the next waiter
         else running--;
@@ -78,6 +111,7 @@ export function createHashSlots({ inFlight: limit, queue }: HashLimits): HashSlo
     inFlight: () => running,
     waiting: () => waiting.length,
     refused: () => refused,
+    stormCollections: () => collections,
   };
 }
 

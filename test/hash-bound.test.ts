@@ -4,7 +4,15 @@
 import { describe, expect, test } from "bun:test";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 import { isAPIError } from "better-auth/api";
-import { ARGON2ID, createHashSlots, DEFAULT_HASHES_IN_FLIGHT, HashQueueFull, SERVER_BUSY, SERVER_BUSY_RETRY_AFTER_S } from "../src/password.ts";
+import {
+  ARGON2ID,
+  createHashSlots,
+  DEFAULT_HASHES_IN_FLIGHT,
+  HashQueueFull,
+  SERVER_BUSY,
+  SERVER_BUSY_RETRY_AFTER_S,
+  STORM_COLLECTION_INTERVAL_MS,
+} from "../src/password.ts";
 import { PASSWORD, SITE_ORIGIN, startTestServer } from "./helpers.ts";
 
 describe("hash slots", () => {
@@ -48,6 +56,35 @@ describe("hash slots", () => {
     expect(await slots.run(async () => "after")).toBe("after");
     expect(slots.inFlight()).toBe(0);
   });
+});
+
+/** About 30 MB of JS heap, kept alive while `work` runs. */
+async function withHeapGrown<T>(work: () => Promise<T>): Promise<T> {
+  const held = Array.from({ length: 300_000 }, (_, i) => ({ i, text: `held object ${i}` }));
+  try {
+    return await work();
+  } finally {
+    held.length = 0;
+  }
+}
+
+describe("collections during a storm", () => {
+  test("hashes one after another (no queue) never force a collection, however large the heap", async () => {
+    const slots = createHashSlots({ inFlight: 2, queue: 100 });
+    await withHeapGrown(async () => {
+      for (let i = 0; i < 4; i++) await slots.run(() => argon2Hash(`one at a time ${i}`, ARGON2ID));
+    });
+    expect(slots.stormCollections()).toBe(0);
+  }, 60_000);
+
+  test("while hashes queue and the heap has grown, it is collected, at most once per interval", async () => {
+    const slots = createHashSlots({ inFlight: 2, queue: 100 });
+    const started = performance.now();
+    await withHeapGrown(() => Promise.all(Array.from({ length: 48 }, (_, i) => slots.run(() => argon2Hash(`storm password ${i}`, ARGON2ID)))));
+    const elapsed = performance.now() - started;
+    expect(slots.stormCollections()).toBeGreaterThanOrEqual(1);
+    expect(slots.stormCollections()).toBeLessThanOrEqual(Math.floor(elapsed / STORM_COLLECTION_INTERVAL_MS) + 1);
+  }, 60_000);
 });
 
 describe("a flood larger than the queue, on a real server", async () => {
