@@ -47,8 +47,8 @@ export class HashQueueFull extends APIError {
 
 // While hashes queue (a sign-in storm) the event loop mostly waits for the hashing threads, and the garbage
 // of the requests around them piles up faster than JavaScriptCore collects it, most of all right after a
-// get-session load whose garbage is still uncollected: with @node-rs/argon2, a storm after a /token load
-// peaked at 262-265 MB without a forced collection and 158-161 MB with one at most once a second
+// get-session load whose garbage is still uncollected: with @node-rs/argon2, storms after a /token load
+// peaked at 154, 262 and 265 MB without a forced collection and at 158 and 161 MB with one at most once a second
 // (bench/RESULTS.md, 2026-12-04). Only while hashes queue: under other traffic a full collection every
 // second would add tens of milliseconds to the slowest answers.
 export const STORM_COLLECTION_INTERVAL_MS = 1000;
