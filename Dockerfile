@@ -15,8 +15,10 @@ RUN bun install --frozen-lockfile --production
 # One bundled CommonJS file (dist/index.js; package.json "build") starts in less time and memory than
 # resolving and compiling src/ and node_modules (cold start to first served request under 500 ms, idle
 # memory under 60 MB; bench/RESULTS.md). JavaScriptCore bytecode (--bytecode) would start 50-100 ms
-# sooner but holds about 5 MB more in every idle instance, so it is not built. nodemailer and
-# @simplewebauthn/server stay out of the bundle and load from node_modules with the first mail or passkey.
+# sooner but holds about 5 MB more in every idle instance, so it is not built. nodemailer,
+# @simplewebauthn/server and @node-rs/argon2 (a native binding; its prebuilt package for the image's platform
+# is installed by bun install) stay out of the bundle and load from node_modules with the first mail, passkey
+# or password hash.
 FROM deps AS build
 COPY src ./src
 RUN bun run build

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark: starts this server in production mode against a fresh database and runs the shared
 # anchors (Express + Better Auth + pg baseline, hello-world limits, pgbench, hash throughput) in the
-# same pass, so the ratios compare like with like on a shared machine.
+# same pass, so the ratios compare like with like on a shared machine; then the native hash ceiling
+# (bench/hash-ceiling.ts) and sign-in and sign-up against it (bench/against-ceiling.ts).
 #   bun run bench            env: BENCH_ANCHORS (folder holding run-all.sh; default ../shared/bench
 #                            beside the checkout), CONNS=64 DURATION=10s N=1000
 # Results: bench/results/anchors/results/<timestamp>/summary.md (git-ignored); the table goes into
@@ -27,6 +28,15 @@ export TARGET_SIGNUP_EXTRA='{"experienceLevel":"beginner","professionalRole":"st
 WORK="$ROOT/bench/results/anchors"
 mkdir -p "$WORK"
 (cd "$ANCHORS" && tar --exclude=./results --exclude=node_modules -cf - .) | (cd "$WORK" && tar -xf -)
+# The native hash ceiling of the same run: the library and parameters the server hashes with, 1, 2 and 4 in
+# flight, measured before and after the anchors (a shared machine's load drifts; the two are averaged); the
+# summary is written again with it, and sign-in and sign-up are set against it.
+ceiling="$(mktemp)"
+(cd "$ROOT" && WHEN=before bun bench/hash-ceiling.ts) | tee "$ceiling"
 bash "$WORK/run-all.sh"
 latest=$(ls -1d "$WORK"/results/*/ | tail -1)
+mv "$ceiling" "${latest}hash-native.jsonl"
+(cd "$ROOT" && WHEN=after bun bench/hash-ceiling.ts) | tee -a "${latest}hash-native.jsonl"
+(cd "$WORK" && node harness/summary.mjs "$latest") > "${latest}summary.md"
+(cd "$ROOT" && bun bench/against-ceiling.ts "$latest" "$TARGET_LABEL") | tee -a "${latest}summary.md"
 echo "summary: ${latest}summary.md"

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import postgres from "postgres";
+import { hash as argon2Hash } from "@node-rs/argon2";
 import { ARGON2ID } from "../src/password.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -180,7 +181,7 @@ const migrate = Bun.spawnSync(["bun", "src/migrate.ts", "up"], { cwd: ROOT, env:
 if (migrate.exitCode !== 0) throw new Error(`migrations failed: ${migrate.stderr}`);
 say(`- migrations from empty (\`bun run migrate\`, process start to exit): ${ms(started)} ms`);
 
-const hash = await Bun.password.hash(PASSWORD, ARGON2ID);
+const hash = await argon2Hash(PASSWORD, ARGON2ID);
 /**
  * Users [from, to] with an email, a credential account (all the same argon2id hash of PASSWORD) and two
  * sessions each: one live for a week, one that expired yesterday (the cleanup job's work).

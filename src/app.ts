@@ -10,6 +10,7 @@ import type { Config } from "./config.ts";
 import { poolProbe, type DatabaseProbe, type Sql } from "./db.ts";
 import { failureAnswer, isDatabaseConnectionError, runNotingFailures } from "./request-failures.ts";
 import { answeringMailFailures } from "./email-flows.ts";
+import { createAuthHandler } from "./auth-handler.ts";
 import { errorResponse } from "./errors.ts";
 import { createCookieKeyring } from "./cookie-keyring.ts";
 import { createSessionFastPath } from "./fast-session.ts";
@@ -159,6 +160,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   // With BETTER_AUTH_SECRETS, cookies signed by a previous secret are re-signed before any lookup.
   const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
   const resign = (request: Request) => keyring?.resign(request) ?? request;
+  const authHandler = createAuthHandler(auth);
 
   // Better Auth trusts any validly signed session_data cookie; it sees only those the notices vouch for.
   const cacheCookieFilter = createCacheCookieFilter(auth, notices);
@@ -175,7 +177,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     let response: Response;
     let failures: unknown[] = [];
     try {
-      ({ result: response, errors: failures } = await runNotingFailures(() => answeringMailFailures(() => auth.handler(request))));
+      ({ result: response, errors: failures } = await runNotingFailures(() => answeringMailFailures(() => authHandler(request))));
     } catch (error) {
       // Better Auth's rate limiter runs outside its own error handling.
       const refused = await unavailable(error);
@@ -190,7 +192,8 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
-    if (response.status >= 500) return (await unavailable(null)) ?? response;
+    // A 503 is the password hash queue's SERVER_BUSY (src/password.ts), which no probe would change.
+    if (response.status >= 500 && response.status !== 503) return (await unavailable(null)) ?? response;
     return normaliseLinkResponse(request, response, config);
   };
 

@@ -7,6 +7,7 @@ import { decodeJwt } from "jose";
 import { CLIENT_IP_HEADER } from "./client-ip.ts";
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import { SERVER_BUSY } from "./password.ts";
 
 export const AUTH_EVENT_TYPES = [
   "sign_up",
@@ -46,7 +47,15 @@ export function requestOrigin(headers: Headers | undefined): Pick<AuthEvent, "ip
 
 export type AuditRecorder = (event: AuthEvent) => Promise<void>;
 
-/** Writes events; a failed write is logged, never turned into a failed sign-in. */
+/**
+ * Writes events; a failed write is logged, never turned into a failed sign-in.
+ *
+ * The row is written before the answer goes out, on purpose. Written after it (or batched in the
+ * background) a sign-in would save one statement's wait, but an instance that stops between the answer and
+ * the write (a crash, a kill past SHUTDOWN_TIMEOUT, a lost connection) would have acknowledged a sign-in the
+ * trail never records, and ASVS 7.1.3 / 7.2.1 ask that every authentication decision is recorded. The cost is
+ * one insert of a small row per sign-in (bench/RESULTS.md: the per-request breakdown of 2026-12-04).
+ */
 export function createAuditRecorder(sql: Sql, logger: Logger): AuditRecorder {
   return async ({ type, userId, ip, userAgent, details = {} }) => {
     try {
@@ -229,6 +238,9 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
             }
             // A signed-in user's verify-totp turns 2FA on (above); only a session-less one is a sign-in.
             if (isSignIn(path) && subject) return;
+            // A sign-in refused because the hash queue was full decided nothing about the credentials, and a
+            // flood of them must stay cheap: no row.
+            if (isAPIError(returned) && returned.body?.code === SERVER_BUSY.code) return;
             if (isSignIn(path) && failed && isAPIError(returned)) {
               const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
               const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);

@@ -36,6 +36,8 @@ export interface Config {
   sessionUpdateAgeSeconds: number;
   passwordMinLength: number;
   passwordMaxLength: number;
+  /** Password hashes that may wait for a hashing slot; one more answers 503 SERVER_BUSY (src/password.ts). */
+  passwordHashQueue: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
   /** json: one JSON object per line (production default); pretty: readable lines for development. */
@@ -349,6 +351,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionUpdateAgeSeconds,
     passwordMinLength,
     passwordMaxLength,
+    passwordHashQueue: with_("PASSWORD_HASH_QUEUE", 128, (raw) => parseInteger("PASSWORD_HASH_QUEUE", raw, 0, 100_000)),
     shutdownTimeoutMs: with_("SHUTDOWN_TIMEOUT", 10_000, (raw) => parseDuration("SHUTDOWN_TIMEOUT", raw) * 1000),
     logLevel: with_<LogLevel>("LOG_LEVEL", production ? "info" : "debug", (raw) => {
       const value = raw.toLowerCase();

@@ -110,7 +110,7 @@ type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 /** The Better Auth plugin that counts failures, refuses locked accounts and resets on success. */
 export function accountLockout({ sql, policy, record, notify, logger }: LockoutDependencies): BetterAuthPlugin {
   // The account a sign-in named and the failure count it answers to, looked up once before the endpoint runs.
-  const accounts = new WeakMap<Request, { id: string; email: string; name: string; device: string }>();
+  const accounts = new WeakMap<Request, { id: string; email: string; name: string; device: string; counted: boolean }>();
 
   return {
     id: "account-lockout",
@@ -124,8 +124,8 @@ export function accountLockout({ sql, policy, record, notify, logger }: LockoutD
             // A device cookie counts only for the account it names; otherwise the client is untrusted.
             // The same one statement as without devices: the row joined is the one this client answers to.
             const device = await deviceOf(ctx);
-            const [account] = await sql<{ id: string; email: string; name: string; device: string; locked: boolean }[]>`
-              select u.id, u.email, u.name, d.device, coalesce(l.locked_until > now(), false) as locked
+            const [account] = await sql<{ id: string; email: string; name: string; device: string; locked: boolean; counted: boolean }[]>`
+              select u.id, u.email, u.name, d.device, coalesce(l.locked_until > now(), false) as locked, l.user_id is not null as counted
               from users u
               cross join lateral (select case when u.id = ${device?.userId ?? null} then ${device?.nonce ?? UNTRUSTED_CLIENTS} else ${UNTRUSTED_CLIENTS} end as device) d
               left join account_lockouts l on l.user_id = u.id and l.device = d.device
@@ -150,7 +150,9 @@ export function accountLockout({ sql, policy, record, notify, logger }: LockoutD
             const returned = ctx.context.returned;
             if (ctx.context.newSession) {
               // The count of the client that proved the password starts again; this browser is now trusted.
-              await sql`delete from account_lockouts where user_id = ${account.id} and device = ${account.device}`;
+              // Most sign-ins have no counter to reset: no statement then (a failure counted while this
+              // sign-in ran is left to expire with its window).
+              if (account.counted) await sql`delete from account_lockouts where user_id = ${account.id} and device = ${account.device}`;
               await issueDeviceCookie(ctx, account.id);
               return;
             }

@@ -51,6 +51,7 @@ describe("defaults", () => {
       sessionUpdateAgeSeconds: 86400,
       passwordMinLength: 8,
       passwordMaxLength: 128,
+      passwordHashQueue: 128,
       logFormat: "pretty",
       metricsToken: undefined,
       housekeepingIntervalSeconds: 3600,

@@ -55,6 +55,19 @@ describe("new hashes", () => {
   });
 });
 
+describe("hashes stored by Bun.password (the earlier hasher)", () => {
+  test("verify with the right password and stay as they are: same PHC format, no rehash; a wrong password answers 401", async () => {
+    const { email, userId } = await signUp(t);
+    const earlier = await Bun.password.hash(PASSWORD, { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 });
+    expect(earlier).toStartWith(ARGON2ID_PREFIX);
+    await t.db.sql`update accounts set password = ${earlier} where user_id = ${userId} and provider_id = 'credential'`;
+    expect((await signIn(email, PASSWORD)).status).toBe(200);
+    expect(await storedHash(userId)).toBe(earlier);
+    expect((await signIn(email, "not the right password")).status).toBe(401);
+    expect(await storedHash(userId)).toBe(earlier);
+  });
+});
+
 describe("legacy scrypt hashes", () => {
   test("a user with a legacy scrypt hash signs in with the right password, and the hash becomes argon2id", async () => {
     const { email, userId, legacy } = await legacyUser();
@@ -106,6 +119,15 @@ describe("legacy scrypt hashes", () => {
     expect(response.status).toBe(200);
     expect(await storedHash(userId)).toStartWith(ARGON2ID_PREFIX);
     expect((await signIn(email, "replaced after migration")).status).toBe(200);
+  });
+
+  test("a stored argon2 hash that cannot be read refuses the sign-in with 401, not a 500, and is left alone", async () => {
+    const { email, userId } = await signUp(t);
+    const broken = "$argon2id$v=19$m=19456,t=2,p=1$not-base64!$";
+    await t.db.sql`update accounts set password = ${broken} where user_id = ${userId}`;
+    const response = await signIn(email, PASSWORD);
+    expect(response.status).toBe(401);
+    expect(await storedHash(userId)).toBe(broken);
   });
 
   test("a stored hash in an unknown format refuses the sign-in with 401 and is left alone", async () => {
