@@ -50,7 +50,7 @@ def test_a_reader_that_detected_the_schema_before_the_ban_columns_applies_the_ba
         with example_client(auth, database_lifespan(auth, "asyncpg", server.reader_url)) as client:
             assert client.get("/api/profile", headers=user.cookie).status_code == 200
             server.sql(SHOW_BAN_COLUMNS)
-            server.sql("update users set banned = true where id = %s", (user.user_id,))
+            server.sql_without_triggers("update users set banned = true where id = %s", (user.user_id,))
             assert client.get("/api/profile", headers=user.cookie).status_code == 200  # detected once
             auth.refresh_schema()
             assert client.get("/api/profile", headers=user.cookie).status_code == 403
@@ -86,7 +86,7 @@ def test_a_banned_user_answers_403_and_is_a_guest_on_optional_routes(auth_server
     user = server.sign_up(name="Mallory")
     with session_client(server) as client:
         assert client.get("/api/profile", headers=user.cookie).status_code == 200
-        server.sql("update users set banned = true, ban_reason = 'spam' where id = %s", (user.user_id,))
+        server.sql_without_triggers("update users set banned = true, ban_reason = 'spam' where id = %s", (user.user_id,))
         response = client.get("/api/profile", headers=user.cookie)
         assert response.status_code == 403
         assert response.json()["detail"] == {"code": "USER_BANNED", "message": "this account is banned"}
@@ -102,7 +102,22 @@ def test_a_banned_user_answers_403_and_is_a_guest_on_optional_routes(auth_server
 def test_a_ban_lasts_until_ban_expires(auth_server: AuthServer, ban_expires: str, status: int):
     server = auth_server
     user = server.sign_up()
+    server.sql_without_triggers(f"update users set banned = true, ban_expires = {ban_expires} where id = %s", (user.user_id,))
+    with session_client(server) as client:
+        assert client.get("/api/profile", headers=user.cookie).status_code == status
+
+
+@pytest.mark.parametrize(
+    ("ban_expires", "status"),
+    [("now() + interval '1 day'", 401), ("now() - interval '1 second'", 200), ("null", 401)],
+    ids=["ban-running", "ban-over", "ban-forever"],
+)
+def test_a_ban_in_force_set_in_sql_deletes_the_users_sessions(auth_server: AuthServer, ban_expires: str, status: int):
+    server = auth_server
+    user = server.sign_up()
     server.sql(f"update users set banned = true, ban_expires = {ban_expires} where id = %s", (user.user_id,))
+    remaining = server.sql("select count(*) from sessions where user_id = %s", (user.user_id,))[0][0]
+    assert remaining == (1 if status == 200 else 0)
     with session_client(server) as client:
         assert client.get("/api/profile", headers=user.cookie).status_code == status
 
