@@ -2,14 +2,14 @@
 // HTTP): Better Auth's handler, the fast path alone, and the whole app with request logs on and off.
 //   bun bench/cache-hit.ts      env: DATABASE_URL (a server to create a scratch database on), N=5000
 import postgres from "postgres";
-import { createApp } from "../src/app.ts";
-import { createAuth, ensureSigningKey } from "../src/auth.ts";
+import { createApp } from "../src/http/app.ts";
+import { createAuth, ensureSigningKey } from "../src/auth/better-auth.ts";
 import { loadConfig } from "../src/config.ts";
-import { createPool } from "../src/db.ts";
-import { createSessionFastPath } from "../src/fast-session.ts";
-import { cachedCopyWindowSeconds, listenForChanges, untilTrusting } from "../src/change-notices.ts";
-import { createLogger } from "../src/log.ts";
-import { applyMigrations } from "../src/migrate.ts";
+import { createPool } from "../src/db/pool.ts";
+import { createSessionFastPath } from "../src/session/fast-path.ts";
+import { cachedCopyWindowSeconds, listenForChanges, untilTrusting } from "../src/session/change-notices.ts";
+import { createLogger } from "../src/ops/log.ts";
+import { applyMigrations } from "../src/db/migrate.ts";
 
 const N = Number(process.env.N ?? 5000);
 const admin = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -34,7 +34,7 @@ await applyMigrations(sql);
 const quiet = createLogger("error", () => {}, "json");
 const auth = createAuth({ config, sql, logger: quiet });
 await ensureSigningKey(auth, sql, config);
-// Cached answers are trusted only with a change listener (src/change-notices.ts), as in the server.
+// Cached answers are trusted only with a change listener (src/session/change-notices.ts), as in the server.
 const notices = listenForChanges(config.databaseUrl!, cachedCopyWindowSeconds(config) * 1000, quiet);
 await untilTrusting(notices);
 const fast = (await createSessionFastPath(auth, sql, quiet, notices))!;

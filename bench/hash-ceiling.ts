@@ -1,9 +1,9 @@
 // The native hash ceiling: argon2id hashes and verifications a second with 1, 2 and 4 in flight, with the
-// library and parameters the server uses (src/password.ts), under Bun, as the server runs them. One JSON line
+// library and parameters the server uses (src/auth/password.ts), under Bun, as the server runs them. One JSON line
 // each, in the anchors' "hash" shape, so the anchors' summary lists them beside Bun.password and scrypt.
 //   bun bench/hash-ceiling.ts        env: SECS=3, CONCS="1 2 4", WHEN (a label: before, after)
 import { hash, verify } from "@node-rs/argon2";
-import { ARGON2ID } from "../src/password.ts";
+import { ARGON2ID } from "../src/auth/password.ts";
 
 const SECS = Number(process.env.SECS ?? 3);
 const CONCS = (process.env.CONCS ?? "1 2 4").split(/\s+/).filter(Boolean).map(Number);

@@ -3,17 +3,17 @@
 // includes the database round trip and the CPU time is this process's own.
 //   bun bench/per-request.ts        env: DATABASE_URL (a server to create a scratch database on), N=2000
 import postgres from "postgres";
-import { createApp } from "../src/app.ts";
-import { createAuth, ensureSigningKey } from "../src/auth.ts";
-import { createAuthHandler } from "../src/auth-handler.ts";
+import { createApp } from "../src/http/app.ts";
+import { createAuth, ensureSigningKey } from "../src/auth/better-auth.ts";
+import { createAuthHandler } from "../src/auth/handler.ts";
 import { loadConfig } from "../src/config.ts";
-import { createPool } from "../src/db.ts";
-import { createSessionFastPath } from "../src/fast-session.ts";
-import { cachedCopyWindowSeconds, listenForChanges, untilTrusting } from "../src/change-notices.ts";
-import { createLogger } from "../src/log.ts";
-import { applyMigrations } from "../src/migrate.ts";
+import { createPool } from "../src/db/pool.ts";
+import { createSessionFastPath } from "../src/session/fast-path.ts";
+import { cachedCopyWindowSeconds, listenForChanges, untilTrusting } from "../src/session/change-notices.ts";
+import { createLogger } from "../src/ops/log.ts";
+import { applyMigrations } from "../src/db/migrate.ts";
 import { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
-import { ARGON2ID } from "../src/password.ts";
+import { ARGON2ID } from "../src/auth/password.ts";
 import { createHmac } from "node:crypto";
 import { SignJWT, generateKeyPair } from "jose";
 
@@ -43,7 +43,7 @@ const sql = createPool(config.databaseUrl!, { max: 10 });
 await applyMigrations(sql);
 const auth = createAuth({ config, sql, logger });
 await ensureSigningKey(auth, sql, config);
-// Cached answers are trusted only with a change listener (src/change-notices.ts), as in the server.
+// Cached answers are trusted only with a change listener (src/session/change-notices.ts), as in the server.
 const notices = listenForChanges(config.databaseUrl!, cachedCopyWindowSeconds(config) * 1000, logger);
 await untilTrusting(notices);
 const app = createApp({ config, auth, sql, logger, version: "bench", notices });
@@ -80,7 +80,7 @@ await measure("/token, Better Auth handler (RS256 sign each time)", async () => 
 await measure("/token, app (fast path, reused token)", async () => (await app.handle(request("/api/auth/token"))).text());
 await measure("Better Auth handler, GET /ok (router build + dispatch only)", async () => (await auth.handler(request("/api/auth/ok"))).text());
 const builtOnce = createAuthHandler(auth);
-await measure("Better Auth router built once (src/auth-handler.ts), GET /ok", async () => (await builtOnce(request("/api/auth/ok"))).text());
+await measure("Better Auth router built once (src/auth/handler.ts), GET /ok", async () => (await builtOnce(request("/api/auth/ok"))).text());
 await measure("/health, app (probe reused)", async () => (await app.handle(new Request(`${config.baseUrl}/health`))).text());
 await measure("piece: cookie HMAC-SHA256 check", () => createHmac("sha256", config.secret).update(token).digest("base64"));
 await measure("piece: session+user lookup, one prepared statement", () =>

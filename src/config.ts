@@ -14,7 +14,7 @@ export interface Config {
   databasePoolMax: number;
   /** undefined in development until `ensureSecret` generates or loads one. */
   secret: string | undefined;
-  /** BETTER_AUTH_SECRETS, the versioned keyring (src/secrets.ts); the first entry is current. */
+  /** BETTER_AUTH_SECRETS, the versioned keyring (src/security/secrets.ts); the first entry is current. */
   secrets: VersionedSecret[] | undefined;
   baseUrl: string;
   corsOrigins: string[];
@@ -24,7 +24,7 @@ export interface Config {
   /** redis:// or rediss:// URL: sessions are also kept there (Better Auth's secondary storage, next to
    * Postgres) and the rate-limit counters live there instead of Postgres; undefined: Postgres only. */
   redisUrl: string | undefined;
-  /** Where the change listener connects (src/change-notices.ts): DATABASE_LISTEN_URL, else DATABASE_URL.
+  /** Where the change listener connects (src/session/change-notices.ts): DATABASE_LISTEN_URL, else DATABASE_URL.
    * LISTEN needs a session of its own, which a transaction pooler (PgBouncer, Neon's -pooler host) does not keep. */
   databaseListenUrl: string | undefined;
   lockout: LockoutPolicy;
@@ -36,7 +36,7 @@ export interface Config {
   sessionUpdateAgeSeconds: number;
   passwordMinLength: number;
   passwordMaxLength: number;
-  /** Password hashes that may wait for a hashing slot; one more answers 503 SERVER_BUSY (src/password.ts). */
+  /** Password hashes that may wait for a hashing slot; one more answers 503 SERVER_BUSY (src/auth/password.ts). */
   passwordHashQueue: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
@@ -50,12 +50,12 @@ export interface Config {
   sessionCookieCacheSeconds: number;
   dataDir: string;
   embeddedDatabasePort: number;
-  /** Two-factor, organizations, admin, social and OpenID sign-in, passkeys (src/plugins.ts). */
+  /** Two-factor, organizations, admin, social and OpenID sign-in, passkeys (src/auth/plugins/index.ts). */
   plugins: PluginConfig;
   mail: MailConfig;
 }
 
-/** The account flows that send mail (src/email-flows.ts), each one switchable by EMAIL_FLOWS. */
+/** The account flows that send mail (src/mail/flows.ts), each one switchable by EMAIL_FLOWS. */
 export const EMAIL_FLOWS = ["verification", "password-reset", "magic-link", "change-email", "delete-account"] as const;
 export type EmailFlow = (typeof EMAIL_FLOWS)[number];
 
@@ -282,7 +282,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   // Better Auth would read BETTER_AUTH_SECRETS itself, unchecked; it is parsed and checked here and
-  // passed on explicitly (src/auth.ts), with BETTER_AUTH_SECRET as the pre-rotation secret.
+  // passed on explicitly (src/auth/better-auth.ts), with BETTER_AUTH_SECRET as the pre-rotation secret.
   const secrets = with_<VersionedSecret[] | undefined>("BETTER_AUTH_SECRETS", undefined, (raw) => parseSecrets("BETTER_AUTH_SECRETS", raw));
   const secret = read("BETTER_AUTH_SECRET");
   if (production && (secret !== undefined || !secrets)) {

@@ -1,22 +1,22 @@
 // Start and stop: config, database (embedded in development when no DATABASE_URL), migrations,
 // the first signing key, then the HTTP server; SIGTERM/SIGINT drain in-flight requests and exit 0.
 import packageJson from "../package.json" with { type: "json" };
-import { MAX_BODY_BYTES, createApp } from "./app.ts";
-import { createAuth, ensureSigningKey, SigningKeyError } from "./auth.ts";
+import { MAX_BODY_BYTES, createApp } from "./http/app.ts";
+import { createAuth, ensureSigningKey, SigningKeyError } from "./auth/better-auth.ts";
 import { ConfigError, loadConfig, type Config } from "./config.ts";
-import { openDatabase } from "./db.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { createMailer } from "./mailer.ts";
-import { applyMigrations, MigrationError } from "./migrate.ts";
-import { pluginMail } from "./plugins.ts";
-import { createRateLimitStore } from "./rate-limit.ts";
-import { ensureSecret } from "./secret.ts";
-import { createMetrics } from "./metrics.ts";
-import { createInFlight } from "./observe.ts";
-import { trackPool } from "./pool-stats.ts";
-import { scheduleHousekeeping } from "./housekeeping.ts";
-import { createRedisStorage } from "./redis-storage.ts";
-import { cachedCopyWindowSeconds, listenForChanges } from "./change-notices.ts";
+import { openDatabase } from "./db/pool.ts";
+import { createLogger, type Logger } from "./ops/log.ts";
+import { createMailer } from "./mail/mailer.ts";
+import { applyMigrations, MigrationError } from "./db/migrate.ts";
+import { pluginMail } from "./auth/plugins/index.ts";
+import { createRateLimitStore } from "./security/rate-limit.ts";
+import { ensureSecret } from "./security/development-secret.ts";
+import { createMetrics } from "./ops/metrics.ts";
+import { createInFlight } from "./ops/observe.ts";
+import { trackPool } from "./ops/pool-stats.ts";
+import { scheduleHousekeeping } from "./ops/housekeeping.ts";
+import { createRedisStorage } from "./session/redis-storage.ts";
+import { cachedCopyWindowSeconds, listenForChanges } from "./session/change-notices.ts";
 
 export interface RunningServer {
   url: string;

@@ -12,22 +12,22 @@ import type { BetterAuthClientPlugin } from "better-auth/client";
 import makeFetchCookie from "fetch-cookie";
 import postgres from "postgres";
 import { CookieJar } from "tough-cookie";
-import { createApp, type App } from "../src/app.ts";
-import { createAuth, ensureSigningKey, type Auth, type AuthDependencies } from "../src/auth.ts";
+import { createApp, type App } from "../src/http/app.ts";
+import { createAuth, ensureSigningKey, type Auth, type AuthDependencies } from "../src/auth/better-auth.ts";
 import { ConfigError, loadConfig, type Config } from "../src/config.ts";
-import { createPool, type Sql } from "../src/db.ts";
-import { createLogger, type Logger } from "../src/log.ts";
-import { applyMigrations } from "../src/migrate.ts";
-import { createMetrics } from "../src/metrics.ts";
-import { trackPool } from "../src/pool-stats.ts";
-import { createRedisStorage } from "../src/redis-storage.ts";
-import { cachedCopyWindowSeconds, listenForChanges, type ChangeNotices } from "../src/change-notices.ts";
+import { createPool, type Sql } from "../src/db/pool.ts";
+import { createLogger, type Logger } from "../src/ops/log.ts";
+import { applyMigrations } from "../src/db/migrate.ts";
+import { createMetrics } from "../src/ops/metrics.ts";
+import { trackPool } from "../src/ops/pool-stats.ts";
+import { createRedisStorage } from "../src/session/redis-storage.ts";
+import { cachedCopyWindowSeconds, listenForChanges, type ChangeNotices } from "../src/session/change-notices.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
-import { platformRoles } from "../src/admin.ts";
-import { organizationAc, organizationRoles } from "../src/organization.ts";
-import type { SendMail } from "../src/plugins.ts";
-import { profileFields } from "../src/profile.ts";
-import { createRateLimitStore } from "../src/rate-limit.ts";
+import { platformRoles } from "../src/auth/plugins/admin.ts";
+import { organizationAc, organizationRoles } from "../src/auth/plugins/organization.ts";
+import type { SendMail } from "../src/auth/plugins/index.ts";
+import { profileFields } from "../src/auth/profile.ts";
+import { createRateLimitStore } from "../src/security/rate-limit.ts";
 
 /** The Postgres the tests create their databases in (DATABASE_URL, or the local one). */
 export const ADMIN_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
@@ -110,7 +110,7 @@ export const quietLogger: Logger = createLogger("error", () => {});
 export interface TestApp {
   app: App;
   auth: Auth;
-  /** The instance's change listener (src/change-notices.ts); `untilTrusting(notices)` before relying on cached answers. */
+  /** The instance's change listener (src/session/change-notices.ts); `untilTrusting(notices)` before relying on cached answers. */
   notices: ChangeNotices;
   config: Config;
   db: TestDatabase;
@@ -243,7 +243,7 @@ export async function signUp(
   return { email, userId: body.user.id, token: body.token, cookie: sessionCookieOf(response), response };
 }
 
-/** The `token` list-sessions answers (a handle, src/session-handles.ts) for the session `token`, as `cookie`'s user sees it. */
+/** The `token` list-sessions answers (a handle, src/session/handles.ts) for the session `token`, as `cookie`'s user sees it. */
 export async function listedHandle(t: Pick<TestApp, "request" | "db">, cookie: string, token: string): Promise<string> {
   const [row] = await t.db.sql<{ id: string }[]>`select id from sessions where token = ${token}`;
   const listed = (await (await t.request("/api/auth/list-sessions", { headers: { cookie } })).json()) as Array<{ id: string; token: string }>;

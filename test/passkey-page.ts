@@ -1,4 +1,4 @@
-// The script of the passkey test page (test/passkey.test.ts), bundled for the browser: Better Auth's
+// The script of the passkey test page (test/auth/passkey.test.ts), bundled for the browser: Better Auth's
 // client with the passkey client plugin, on the page as `authClient` for the test to call.
 import { passkeyClient } from "@better-auth/passkey/client";
 import { createAuthClient } from "better-auth/client";

@@ -7,9 +7,9 @@
 //   const link = linkIn(mail);
 import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer } from "smtp-server";
-import type { Logger } from "../src/log.ts";
-import { createMailer } from "../src/mailer.ts";
-import { pluginMail } from "../src/plugins.ts";
+import type { Logger } from "../src/ops/log.ts";
+import { createMailer } from "../src/mail/mailer.ts";
+import { pluginMail } from "../src/auth/plugins/index.ts";
 import { createTestApp, onCleanup, quietLogger, testConfig } from "./helpers.ts";
 
 export interface ReceivedMail {
