@@ -1,5 +1,7 @@
 // The HTTP surface: Better Auth under /api/auth/*, /health, /metrics, the API reference, CORS from
 // the one origin list, and JSON errors for everything else. Every request is observed (src/ops/observe.ts).
+// The pieces live beside it (health, database gate, auth route, session route, metrics and reference
+// routes); createApp composes them.
 import { cors } from "@elysiajs/cors";
 import { getCookies } from "better-auth/cookies";
 import { Elysia } from "elysia";

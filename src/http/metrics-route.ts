@@ -7,7 +7,7 @@ import { METRICS_CONTENT_TYPE, type Metrics } from "../ops/metrics.ts";
 
 export function metricsRoute(config: Config, metrics: Metrics) {
   const expectedMetricsAuthorization = config.metricsToken ? Buffer.from(`Bearer ${config.metricsToken}`) : null;
-  return new Elysia({ name: "metrics-route", seed: metrics }).get("/metrics", async ({ request }) => {
+  return new Elysia({ name: "metrics-route" }).get("/metrics", async ({ request }) => {
     if (config.metricsToken === false) return errorResponse(404, "NOT_FOUND", "no such route");
     if (expectedMetricsAuthorization) {
       // RFC 6750 2.1 (bearer header) and 3 (WWW-Authenticate on a refused request); constant-time compare.

@@ -11,7 +11,7 @@ export function referenceRoute(auth: Auth, config: Config, basePath: string, ver
     (reference ??= auth.api
       .generateOpenAPISchema()
       .then((generated) => completeReference(generated as Record<string, unknown>, { baseUrl: config.baseUrl, basePath, version })));
-  return new Elysia({ name: "reference-route", seed: auth })
+  return new Elysia({ name: "reference-route" })
     .get(`${basePath}/reference`, async ({ request }) => {
       const document = await apiReference();
       const wantsJson = new URL(request.url).searchParams.get("format") === "json" || /application\/json/.test(request.headers.get("accept") ?? "");

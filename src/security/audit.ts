@@ -84,7 +84,12 @@ const SESSION_PATHS: Record<string, AuthEventType> = {
 };
 const isAdminPath = (path: string) => path.startsWith("/admin/");
 const SIGN_IN_PREFIXES = ["/sign-in/", "/callback/", "/two-factor/verify-"];
-const isSignIn = (path: string) => SIGN_IN_PREFIXES.some((prefix) => path.startsWith(prefix)) || path === "/magic-link/verify";
+/** The first of `prefixes` that `path` starts with. */
+function prefixOf(prefixes: readonly string[], path: string): string | undefined {
+  for (let i = 0; i < prefixes.length; i++) if (path.startsWith(prefixes[i]!)) return prefixes[i];
+  return undefined;
+}
+const isSignIn = (path: string) => path === "/magic-link/verify" || prefixOf(SIGN_IN_PREFIXES, path) !== undefined;
 /**
  * Endpoints whose event is what they changed, not what they were asked: delete-user only mails a
  * confirmation link (the callback deletes), two-factor/enable turns 2FA on only after a first valid
@@ -189,8 +194,9 @@ const EVENT_BY_PATH = new Map<string, EventOf>([
   ["/reset-password", passwordReset],
   ...Object.keys(SESSION_PATHS).map((path): [string, EventOf] => [path, sessionEvent]),
 ]);
-const EVENT_BY_PREFIX: [string, EventOf][] = [...SIGN_IN_PREFIXES.map((prefix): [string, EventOf] => [prefix, signIn]), ["/admin/", adminAction]];
-const eventOf = (path: string) => EVENT_BY_PATH.get(path) ?? EVENT_BY_PREFIX.find(([prefix]) => path.startsWith(prefix))?.[1];
+const EVENT_BY_PREFIX = new Map<string, EventOf>([...SIGN_IN_PREFIXES.map((prefix): [string, EventOf] => [prefix, signIn]), ["/admin/", adminAction]]);
+const EVENT_PREFIXES = [...EVENT_BY_PREFIX.keys()];
+const eventOf = (path: string) => EVENT_BY_PATH.get(path) ?? EVENT_BY_PREFIX.get(prefixOf(EVENT_PREFIXES, path) ?? "");
 
 async function stateOf(sql: Sql, userId: string): Promise<UserState | null> {
   const [row] = await sql<UserState[]>`
