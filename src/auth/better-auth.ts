@@ -181,7 +181,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       updateAge: config.sessionUpdateAgeSeconds,
       ...(secondaryStorage ? { storeSessionInDatabase: true } : {}),
       // A signed copy of the session in a cookie answers get-session without a lookup for this long,
-      // while the change notices vouch for it (src/session/change-notices.ts, README "Revocation and cached copies").
+      // while the change notices vouch for it (src/session/change-notices.ts, docs/sessions.md "Revocation and cached copies").
       ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
     user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },

@@ -1,4 +1,4 @@
-// What README's "Scripts and curl" states: which value goes where, when an Origin is needed (Better
+// What docs/sessions.md's "Scripts and curl" states: which value goes where, when an Origin is needed (Better
 // Auth's origin check: only requests that carry a Cookie, and sign-in/sign-up when they carry an Origin),
 // what the cookie cache does to a cookie jar, and that the client throws when the server cannot be reached.
 import { describe, expect, test } from "bun:test";

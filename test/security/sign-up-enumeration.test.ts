@@ -3,7 +3,7 @@
 // answered exactly as a new one (same status, same body shape, no session; the password is hashed anyway,
 // as for a new account) and the owner gets a mail instead, over real SMTP. Without it, sign-up signs the
 // new user in at once, and Better Auth answers a taken address 422 USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL
-// (README, "Account mail").
+// (docs/mail.md, "Sign-up and existing addresses").
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { cleanUpAfterFile, PASSWORD, uniqueEmail, type TestApp } from "../helpers.ts";
 import { createMailTestApp, linkIn } from "../smtp.ts";
