@@ -1,7 +1,8 @@
 // Better Auth, configured for this server: Postgres through postgres.js, the hand-written snake_case
 // schema in sql/, argon2id passwords, profile fields, RS256 JWTs for APIs and bearer tokens.
 import { betterAuth } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { apiError } from "../errors.ts";
 import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
 import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
@@ -218,7 +219,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
           role = (current?.user as Record<string, unknown> | undefined)?.professionalRole;
         }
         const problem = roleOtherProblem(role, body.roleOther);
-        if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
+        if (problem) throw apiError("VALIDATION_ERROR", problem);
       }),
       after: flows.hooks.after,
     },
@@ -246,10 +247,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
 export type Auth = ReturnType<typeof createAuth>;
 
 export class SigningKeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SigningKeyError";
-  }
+  override name = "SigningKeyError";
 }
 
 /**

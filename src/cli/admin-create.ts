@@ -15,10 +15,7 @@ import { ensureSecret } from "../security/development-secret.ts";
 const USAGE = 'usage: bun run admin:create --email <address> [--name "<name>"] [--password-stdin]';
 
 export class AdminCreateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "AdminCreateError";
-  }
+  override name = "AdminCreateError";
 }
 
 function parseCommandLine(argv: string[]) {

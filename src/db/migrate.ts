@@ -23,10 +23,7 @@ export interface MigrationState {
 }
 
 export class MigrationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "MigrationError";
-  }
+  override name = "MigrationError";
 }
 
 export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {

@@ -11,7 +11,7 @@ import { poolProbe, type DatabaseProbe, type Sql } from "../db/pool.ts";
 import { failureAnswer, isDatabaseConnectionError, runNotingFailures } from "../db/request-failures.ts";
 import { answeringMailFailures } from "../mail/flows.ts";
 import { createAuthHandler } from "../auth/handler.ts";
-import { errorResponse } from "../errors.ts";
+import { errorResponse, JSON_CONTENT_TYPE, type ErrorCode } from "../errors.ts";
 import { createCookieKeyring } from "../security/keyring.ts";
 import { createSessionFastPath } from "../session/fast-path.ts";
 import { createCacheCookieFilter } from "../session/cache-trust.ts";
@@ -42,8 +42,8 @@ export const DATABASE_HUNG_PROBES = 2;
 // connection (a driver that never settles it) must not hold the request forever. 503 then.
 export const DATABASE_REQUEST_LIMIT_MS = 10_000;
 
-function serviceUnavailable(code: string, message: string): Response {
-  return errorResponse(503, code, message, { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) });
+function serviceUnavailable(code: ErrorCode): Response {
+  return errorResponse(code, { headers: { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) } });
 }
 
 export interface AppDependencies {
@@ -87,7 +87,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   // Set while the last probe failed: requests then answer 503 after one probe (shared by all of them)
   // instead of queueing behind a pool that is reconnecting.
   let databaseDown = false;
-  const JSON_TYPE = { "content-type": "application/json;charset=utf-8", ...securityHeadersFor("/health") };
+  const JSON_TYPE = { "content-type": JSON_CONTENT_TYPE, ...securityHeadersFor("/health") };
   const healthBody = (status: string, now: number) =>
     `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date(now).toISOString()}"`;
   // The healthy body changes only with the clock's millisecond; under a load balancer's (or a load
@@ -117,7 +117,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     return null;
   });
   /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
-  const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
+  const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE");
   const unavailable = async (error: unknown): Promise<Response | null> => {
     // A connection error is the database's, unless it is Redis's (the rate-limit store, answered below).
     if (isDatabaseConnectionError(error) && !(error instanceof RateLimitStoreError && error.store === "redis")) return noDatabase();
@@ -126,7 +126,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     logger.error(error.message);
     // The Postgres store failed although the probe now passes: the database is just back.
     if (error.store === "postgres") return noDatabase();
-    return serviceUnavailable("RATE_LIMIT_UNAVAILABLE", "the rate-limit store does not answer; try again shortly");
+    return serviceUnavailable("RATE_LIMIT_UNAVAILABLE");
   };
   /**
    * Runs an auth request, answering 503 at once while the database is known to be down, and after
@@ -170,7 +170,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     if (request instanceof Response) return request;
     // A path that is no auth route is answered here: Better Auth would count it in the rate limiter
     // first, one `rate_limits` row per path anyone makes up.
-    if (routeOf(new URL(received.url).pathname) === UNMATCHED_ROUTE) return errorResponse(404, "NOT_FOUND", "no such route");
+    if (routeOf(new URL(received.url).pathname) === UNMATCHED_ROUTE) return errorResponse("NOT_FOUND");
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
@@ -188,7 +188,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     if (failed) return failed;
     // Better Auth answers an unknown endpoint (or a known one with the wrong method, or a disabled one
     // such as delete-user) with an empty 404.
-    if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
+    if (response.status === 404 && !(await response.clone().text())) return errorResponse("NOT_FOUND");
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
@@ -247,22 +247,22 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
       if (length > MAX_BODY_BYTES) return payloadTooLarge();
     })
     .onError(async ({ code, error }) => {
-      if (code === "NOT_FOUND") return errorResponse(404, "NOT_FOUND", "no such route");
-      if (code === "PARSE") return errorResponse(400, "INVALID_BODY", "the request body could not be parsed");
-      if (code === "VALIDATION") return errorResponse(400, "VALIDATION_ERROR", "the request is not valid");
+      if (code === "NOT_FOUND") return errorResponse("NOT_FOUND");
+      if (code === "PARSE") return errorResponse("INVALID_BODY");
+      if (code === "VALIDATION") return errorResponse("VALIDATION_ERROR");
       const refused = await unavailable(error);
       if (refused) return refused;
       logger.error("unhandled error", error);
-      return errorResponse(500, "INTERNAL_ERROR", "something went wrong; it has been logged");
+      return errorResponse("INTERNAL_ERROR");
     })
     .get("/health", health)
     .get("/metrics", async ({ request }) => {
-      if (config.metricsToken === false) return errorResponse(404, "NOT_FOUND", "no such route");
+      if (config.metricsToken === false) return errorResponse("NOT_FOUND");
       if (expectedMetricsAuthorization) {
         // RFC 6750 2.1 (bearer header) and 3 (WWW-Authenticate on a refused request); constant-time compare.
         const sent = Buffer.from(request.headers.get("authorization") ?? "");
         if (sent.length !== expectedMetricsAuthorization.length || !timingSafeEqual(sent, expectedMetricsAuthorization)) {
-          return errorResponse(401, "UNAUTHORIZED", "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", { "www-authenticate": 'Bearer realm="metrics"' });
+          return errorResponse("UNAUTHORIZED", { message: "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>", headers: { "www-authenticate": 'Bearer realm="metrics"' } });
         }
       }
       return new Response(metrics.render(), { headers: { "content-type": METRICS_CONTENT_TYPE, "cache-control": "no-store" } });
@@ -285,7 +285,7 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
       { parse: "none" },
     )
     .all("/api/auth/*", ({ request, server }) => whileDatabaseAnswers(() => toBetterAuth(request, server)), { parse: "none" })
-    .all("*", () => errorResponse(404, "NOT_FOUND", "no such route"));
+    .all("*", () => errorResponse("NOT_FOUND"));
   listening.app = app as unknown as NonNullable<typeof listening.app>;
   return app;
 }

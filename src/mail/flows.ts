@@ -10,12 +10,12 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { BetterAuthOptions } from "better-auth";
 import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { apiError, errorResponse } from "../errors.ts";
 import { magicLink } from "better-auth/plugins";
 import { decodeJwt, jwtVerify } from "jose";
 import { DEFAULT_PLATFORM_ROLE } from "../auth/plugins/admin.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
-import { errorResponse } from "../errors.ts";
 import type { Logger } from "../ops/log.ts";
 import { MailDeliveryError, type Mailer, type MailKind, type MailTemplateData } from "./mailer.ts";
 
@@ -43,12 +43,10 @@ const DELETE_ACCOUNT_PREFIX = "delete-account-";
 /** A verification mail resent on sign-in at most this often per user. */
 export const SIGN_IN_RESEND_INTERVAL_SECONDS = 60;
 
-export const MAIL_NOT_SENT = "MAIL_NOT_SENT";
-
 /** The answer when the relay failed for a request whose user must know. Not a 5xx: nothing crashed. */
 export function mailNotSent(): APIError {
   // RFC 4918 11.4: 424, the request depended on another action (handing the mail to the relay) that failed.
-  return new APIError("FAILED_DEPENDENCY", { code: MAIL_NOT_SENT, message: "Could not send the email; please try again in a moment." });
+  return apiError("MAIL_NOT_SENT");
 }
 
 /** Per request: whether a mail its user must know about failed (set by sendOrRefuse). */
@@ -63,8 +61,7 @@ export async function answeringMailFailures(handle: () => Promise<Response>): Pr
   const outcome = { failed: false };
   const response = await mailOutcome.run(outcome, handle);
   if (!outcome.failed || !response.ok) return response;
-  const { body } = mailNotSent();
-  return errorResponse(424, MAIL_NOT_SENT, body!.message!);
+  return errorResponse("MAIL_NOT_SENT");
 }
 
 /**
@@ -137,7 +134,7 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
       if (typeof claims.email === "string") mailer.queue("email-change-requested", claims.email, { name: user.name, newEmail: user.email });
       return;
     }
-    if (!on("verification")) throw APIError.from("BAD_REQUEST", { code: "VERIFICATION_EMAIL_NOT_ENABLED", message: "Email verification is turned off" });
+    if (!on("verification")) throw apiError("VERIFICATION_EMAIL_NOT_ENABLED");
     const data = { name: user.name, url: link, expiresInSeconds: mail.verificationExpiresInSeconds };
     const path = request ? new URL(request.url).pathname : "";
     if (path.endsWith("/sign-in/email")) {
@@ -247,7 +244,7 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
       expiresAt,
     });
     // A JSON 401; src/http/link-errors.ts turns it into a redirect for a browser link.
-    if (!first) throw APIError.from("UNAUTHORIZED", { code: "INVALID_TOKEN", message: "This link was already used" });
+    if (!first) throw apiError("INVALID_TOKEN", "This link was already used");
   }
 
   /** Refuses deletion by a stale session without the password (ASVS 3.7.1: re-authenticate first). */
@@ -261,10 +258,7 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
     const session = await getSessionFromCtx(ctx);
     if (!session) return; // the endpoint answers 401
     if (Date.now() - new Date(session.session.createdAt).getTime() >= freshAge * 1000) {
-      throw APIError.from("FORBIDDEN", {
-        code: "SESSION_NOT_FRESH",
-        message: "Sign in again or send your password to delete the account",
-      });
+      throw apiError("SESSION_NOT_FRESH");
     }
   }
 

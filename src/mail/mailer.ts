@@ -30,13 +30,14 @@ export interface Mailer {
 
 /** The relay refused the message, failed, or did not answer within the bound. Already logged. */
 export class MailDeliveryError extends Error {
+  override name = "MailDeliveryError";
+
   constructor(
     readonly kind: MailKind,
     readonly recipientDomain: string,
     reason: string,
   ) {
     super(`could not send the ${kind} email to a recipient at ${recipientDomain}: ${reason}`);
-    this.name = "MailDeliveryError";
   }
 }
 

@@ -3,11 +3,11 @@
 // (never a password, token, cookie or secret): details hold only ids, reason classes and endpoint names.
 import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import type { ErrorCode } from "../errors.ts";
 import { decodeJwt } from "jose";
 import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
-import { SERVER_BUSY } from "../auth/password.ts";
 
 export const AUTH_EVENT_TYPES = [
   "sign_up",
@@ -137,8 +137,8 @@ function signInMethod(ctx: HookContext): string | null {
 /** Better Auth's error code of a failed endpoint, as a reason class for the trail. */
 function failureReason(error: { body?: { code?: unknown }; statusCode: number }): string {
   const code = typeof error.body?.code === "string" ? error.body.code : "";
-  if (code === "INVALID_EMAIL_OR_PASSWORD") return "invalid_credentials";
-  if (code === "EMAIL_NOT_VERIFIED") return "email_not_verified";
+  if (code === ("INVALID_EMAIL_OR_PASSWORD" satisfies ErrorCode)) return "invalid_credentials";
+  if (code === ("EMAIL_NOT_VERIFIED" satisfies ErrorCode)) return "email_not_verified";
   return error.statusCode < 500 ? "invalid_request" : "server_error";
 }
 
@@ -240,7 +240,7 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
             if (isSignIn(path) && subject) return;
             // A sign-in refused because the hash queue was full decided nothing about the credentials, and a
             // flood of them must stay cheap: no row.
-            if (isAPIError(returned) && returned.body?.code === SERVER_BUSY.code) return;
+            if (isAPIError(returned) && returned.body?.code === ("SERVER_BUSY" satisfies ErrorCode)) return;
             if (isSignIn(path) && failed && isAPIError(returned)) {
               const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
               const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);

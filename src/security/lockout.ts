@@ -9,6 +9,7 @@
 // on (the row of device '') does not keep the owner out, and guesses from the owner's browser lock only it.
 import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, isAPIError } from "better-auth/api";
+import type { ErrorCode } from "../errors.ts";
 import { markSignInFailure, requestOrigin, type AuditRecorder } from "./audit.ts";
 import type { LockoutPolicy } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
@@ -87,7 +88,7 @@ export interface LockoutDependencies {
 }
 
 const SIGN_IN_EMAIL = "/sign-in/email";
-const INVALID_CREDENTIALS = "INVALID_EMAIL_OR_PASSWORD";
+const INVALID_CREDENTIALS: ErrorCode = "INVALID_EMAIL_OR_PASSWORD";
 
 
 /** The device a sign-in came from: the nonce of a valid device cookie and the account it names. */

@@ -20,12 +20,13 @@ export interface RateLimitStore extends BetterAuthRateLimitStorage {
 
 /** Thrown when the counters cannot be read: the request is refused with 503, not let through. */
 export class RateLimitStoreError extends Error {
+  override name = "RateLimitStoreError";
+
   constructor(
     readonly store: RateLimitStore["kind"],
     cause: unknown,
   ) {
     super(`rate-limit store (${store}) unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = "RateLimitStoreError";
   }
 }
 
@@ -172,5 +173,5 @@ export function createRateLimitStore(config: Pick<Config, "redisUrl">, sql: Sql)
 export function rateLimitedResponse(limited: Response): Response {
   const seconds = Number(limited.headers.get("x-retry-after") ?? limited.headers.get("retry-after"));
   const retryAfter = Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : 60;
-  return errorResponse(429, "RATE_LIMITED", `too many requests; try again in ${retryAfter} s`, { "retry-after": String(retryAfter) });
+  return errorResponse("RATE_LIMITED", { message: `too many requests; try again in ${retryAfter} s`, headers: { "retry-after": String(retryAfter) } });
 }

@@ -34,6 +34,7 @@ export interface SessionFastPath {
 type Field = { key: string; column: string };
 type SessionPair = { session: Record<string, unknown>; user: Record<string, unknown> };
 
+// Better Auth's own spelling of the JSON type, so that its answers and the fast path's carry the same header.
 const JSON_HEADERS = { "content-type": "application/json" };
 // Better Auth marks get-session answers uncacheable; so does the fast path.
 const SESSION_HEADERS = { ...JSON_HEADERS, "cache-control": "no-store", pragma: "no-cache" };
