@@ -4,8 +4,7 @@
 // admin right withdrawn is withdrawn from what it already opened). Ending an impersonation afterwards
 // answers a 4xx, never a 500.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { untilTrusting } from "../src/change-notices.ts";
-import { cleanUpAfterFile, createSecondInstance, createTestApp, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
+import { cleanUpAfterFile, createInstancePair, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(60_000);
@@ -15,11 +14,7 @@ type App = Pick<TestApp, "request">;
 
 let a: TestApp;
 let b: Omit<TestApp, "db">;
-beforeAll(async () => {
-  a = await createTestApp({ ADMIN_EMAILS: "" });
-  b = await createSecondInstance(a);
-  await Promise.all([untilTrusting(a.notices), untilTrusting(b.notices)]);
-});
+beforeAll(async () => ({ a, b } = await createInstancePair({ ADMIN_EMAILS: "" })));
 
 async function admin(name: string) {
   const user = await signUp(a, { name });

@@ -5,8 +5,7 @@
 // session_data cookie and, with REDIS_URL, the Redis entry) stay trusted until they expire: the revoked
 // session still reads get-session and list-sessions and still writes update-user.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { untilTrusting } from "../src/change-notices.ts";
-import { cleanUpAfterFile, createSecondInstance, createTestApp, PASSWORD, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
+import { cleanUpAfterFile, createInstancePair, PASSWORD, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
 import { redisServer } from "./redis-server.ts";
 
 cleanUpAfterFile();
@@ -47,9 +46,7 @@ for (const withRedis of [false, true]) {
         await redis.start();
         env.REDIS_URL = redis.url;
       }
-      a = await createTestApp(env);
-      b = await createSecondInstance(a);
-      await Promise.all([untilTrusting(a.notices), untilTrusting(b.notices)]);
+      ({ a, b } = await createInstancePair(env));
     });
 
     test("signs every session out on both instances within a second, cached copies included, and a revoked session writes nothing", async () => {
