@@ -21,7 +21,7 @@ import { applyMigrations } from "../src/db/migrate.ts";
 import { createMetrics } from "../src/ops/metrics.ts";
 import { trackPool } from "../src/ops/pool-stats.ts";
 import { createRedisStorage } from "../src/session/redis-storage.ts";
-import { cachedCopyWindowSeconds, listenForChanges, type ChangeNotices } from "../src/session/change-notices.ts";
+import { cachedCopyWindowSeconds, listenForChanges, untilTrusting, type ChangeNotices } from "../src/session/change-notices.ts";
 import { startServer, type RunningServer } from "../src/index.ts";
 import { platformRoles } from "../src/auth/plugins/admin.ts";
 import { organizationAc, organizationRoles } from "../src/auth/plugins/organization.ts";
@@ -175,6 +175,14 @@ export async function createSecondInstance(
   const config = loadConfig({ ...envOf(t.config), ...env }) as Config & { secret: string };
   const instance = await createInstance(t.db, config, logger, dependencies);
   return { ...instance, config };
+}
+
+/** Two instances on one fresh database (createTestApp, createSecondInstance), both trusting cached copies. */
+export async function createInstancePair(env: Record<string, string | undefined> = {}): Promise<{ a: TestApp; b: Omit<TestApp, "db"> }> {
+  const a = await createTestApp(env);
+  const b = await createSecondInstance(a);
+  await Promise.all([untilTrusting(a.notices), untilTrusting(b.notices)]);
+  return { a, b };
 }
 
 /** The whole server (src/index.ts) on a free loopback port and a fresh database; stopped after the file. */
