@@ -6,7 +6,7 @@
 // until it is restarted (OWASP Denial of Service Cheat Sheet: no unauthenticated request may exhaust a
 // shared resource; ASVS 4.0 1.11.2 / 11.1.4).
 import { expect, setDefaultTimeout, test } from "bun:test";
-import { cleanUpAfterFile, createTestApp, PASSWORD, uniqueEmail } from "./helpers.ts";
+import { cleanUpAfterFile, createTestApp, PASSWORD, uniqueEmail } from "../helpers.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(60_000);

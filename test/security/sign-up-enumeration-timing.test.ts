@@ -10,8 +10,8 @@
 // only adds noise, which pulls it towards n/2, so it cannot make the test fail spuriously. The bound
 // (70% of the rounds, 105 of 150) is almost five standard deviations above n/2.
 import { expect, setDefaultTimeout, test } from "bun:test";
-import { cleanUpAfterFile, PASSWORD } from "./helpers.ts";
-import { createMailTestApp } from "./smtp.ts";
+import { cleanUpAfterFile, PASSWORD } from "../helpers.ts";
+import { createMailTestApp } from "../smtp.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(120_000);

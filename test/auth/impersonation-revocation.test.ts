@@ -4,7 +4,7 @@
 // admin right withdrawn is withdrawn from what it already opened). Ending an impersonation afterwards
 // answers a 4xx, never a 500.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanUpAfterFile, createInstancePair, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
+import { cleanUpAfterFile, createInstancePair, sessionCookieOf, signUp, type TestApp } from "../helpers.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(60_000);

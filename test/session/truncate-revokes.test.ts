@@ -5,8 +5,8 @@
 // session_data cookie and, with REDIS_URL, the Redis entry) stay trusted until they expire: the revoked
 // session still reads get-session and list-sessions and still writes update-user.
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanUpAfterFile, createInstancePair, PASSWORD, sessionCookieOf, signUp, type TestApp } from "./helpers.ts";
-import { redisServer } from "./redis-server.ts";
+import { cleanUpAfterFile, createInstancePair, PASSWORD, sessionCookieOf, signUp, type TestApp } from "../helpers.ts";
+import { redisServer } from "../redis-server.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(60_000);
