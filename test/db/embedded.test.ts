@@ -5,19 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { appendFileSync, chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  cleanUpAfterFile,
-  createProjectCopy,
-  createTempDir,
-  freePort,
-  onCleanup,
-  PASSWORD,
-  type ProjectProcess,
-  SITE_ORIGIN,
-  spawnProject,
-  uniqueEmail,
-  waitForHealth,
-} from "../helpers.ts";
+import { cleanUpAfterFile, createProjectCopy, createTempDir, freePort, onCleanup, PASSWORD, type ProjectProcess, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth, post } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -135,9 +123,6 @@ async def main():
     print(f"notified {payload}")
 asyncio.run(main())
 `;
-
-const post = (url: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(`${url}${path}`, { method: "POST", headers: { origin: SITE_ORIGIN, "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
 
 describe("the embedded database (bun run dev without DATABASE_URL)", () => {
   const email = uniqueEmail("embedded");

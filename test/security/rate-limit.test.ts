@@ -4,7 +4,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { RedisClient } from "bun";
 import { createPostgresRateLimitStore, createRedisRateLimitStore, PARAMETERISED_ROUTES, type RateLimitStore } from "../../src/security/rate-limit.ts";
-import { cleanUpAfterFile, createSecondInstance, createTestApp, onCleanup, uniqueEmail, type TestApp } from "../helpers.ts";
+import { cleanUpAfterFile, createSecondInstance, createTestApp, onCleanup, uniqueEmail, type TestApp, expectError } from "../helpers.ts";
 
 cleanUpAfterFile();
 // Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
@@ -91,8 +91,7 @@ describe("counters are bounded by the routes, not by the paths anyone makes up",
     for (let i = 0; i < 200; i++) {
       const path = i % 2 ? `/api/auth/no-such-route-${i}` : `/api/auth/sign-in/email/${i}`;
       const response = await t.request(path, { method: i % 4 < 2 ? "GET" : "POST", headers: { "x-forwarded-for": "203.0.113.70" }, ...(i % 4 < 2 ? {} : { json: {} }) });
-      expect(response.status).toBe(404);
-      expect(((await response.json()) as { code: string }).code).toBe("NOT_FOUND");
+      await expectError(response, 404, "NOT_FOUND");
     }
     expect(await rows(t, "%")).toBe(before);
     // A known route is still counted.
