@@ -2,7 +2,7 @@
 // in process and over real sockets; simultaneous sign-ins each get their own session.
 import { describe, expect, test } from "bun:test";
 import { hashPassword as legacyScryptHash } from "better-auth/crypto";
-import { countIdentityRows, createTestApp, PASSWORD, SITE_ORIGIN, signUp, startTestServer, uniqueEmail } from "../helpers.ts";
+import { countIdentityRows, createTestApp, PASSWORD, SITE_ORIGIN, signUp, startTestServer, uniqueEmail, ERROR_BODY } from "../helpers.ts";
 
 const RACERS = 20;
 const t = await createTestApp();
@@ -14,11 +14,11 @@ async function answerOf(response: Response): Promise<Answer> {
   return { status: response.status, body: (await response.json()) as Answer["body"] };
 }
 
-/** Every answer is a 200 or a 4xx with a JSON code, and exactly one is the winning 200. */
+/** Every answer is a 200 or a 4xx with a JSON code and message, and exactly one is the winning 200. */
 function expectOneWinner(answers: Answer[]) {
   for (const answer of answers) {
     expect(answer.status === 200 || (answer.status >= 400 && answer.status < 500)).toBe(true);
-    if (answer.status !== 200) expect(typeof answer.body.code).toBe("string");
+    if (answer.status !== 200) expect(answer.body).toEqual(ERROR_BODY);
   }
   expect(answers.filter((answer) => answer.status === 200).length).toBe(1);
 }
