@@ -2,7 +2,7 @@
 // sign-in, sign-out, get-session, list-sessions, revoke-session, change-password, update-user, the
 // session lifetime and its sliding refresh, and the password length limits.
 import { describe, expect, test } from "bun:test";
-import { countIdentityRows, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, uniqueEmail, type TestApp, expectError, post, signIn } from "../helpers.ts";
+import { countIdentityRows, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, uniqueEmail, type TestApp, expectError, post, signIn, attemptSignIn } from "../helpers.ts";
 
 const t = await createTestApp();
 const DAY = 86400;
@@ -257,7 +257,7 @@ describe("change-password", () => {
     const [after] = await t.db.sql`select password from accounts where user_id = ${userId}`;
     expect(after!.password).not.toBe(before!.password);
     await signIn(t, email, "a brand new passphrase");
-    const old = await post(t, "/api/auth/sign-in/email", { email, password: PASSWORD });
+    const old = await attemptSignIn(t, email);
     expect(old.status).toBe(401);
   });
 

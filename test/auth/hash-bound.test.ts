@@ -13,7 +13,7 @@ import {
   SERVER_BUSY_RETRY_AFTER_S,
   STORM_COLLECTION_INTERVAL_MS,
 } from "../../src/auth/password.ts";
-import { PASSWORD, SITE_ORIGIN, startTestServer, post, expectError } from "../helpers.ts";
+import { PASSWORD, SITE_ORIGIN, startTestServer, post, expectError, attemptSignIn } from "../helpers.ts";
 
 describe("hash slots", () => {
   test("at most inFlight hashes run at once; every one of a burst within the queue completes", async () => {
@@ -115,7 +115,7 @@ describe("a flood larger than the queue, on a real server", async () => {
     expect((await post(server, "/api/auth/sign-up/email", { name: "Flooded", email, password: PASSWORD })).status).toBe(200);
     const [user] = await server.db.sql<{ id: string }[]>`select id from users where email = ${email}`;
     const userId = user!.id;
-    const { ok } = await sortAnswers(await Promise.all(Array.from({ length: FLOOD }, () => post(server, "/api/auth/sign-in/email", { email, password: PASSWORD }))));
+    const { ok } = await sortAnswers(await Promise.all(Array.from({ length: FLOOD }, () => attemptSignIn(server, email))));
     const [sessions] = await server.db.sql<{ count: number }[]>`select count(*)::int as count from sessions where user_id = ${userId}`;
     expect(sessions!.count).toBe(ok.length + 1); // and the sign-up's
     const events = await server.db.sql<{ type: string; count: number }[]>`
@@ -127,7 +127,7 @@ describe("a flood larger than the queue, on a real server", async () => {
     const [lockout] = await server.db.sql`select 1 from account_lockouts where user_id = ${userId}`;
     expect(lockout).toBeUndefined();
     // Once the flood has passed, the next sign-in goes through.
-    expect((await post(server, "/api/auth/sign-in/email", { email, password: PASSWORD })).status).toBe(200);
+    expect((await attemptSignIn(server, email)).status).toBe(200);
   }, 60_000);
 
   test("sign-up: the overflow answers 503 with Retry-After and writes nothing; the rest are whole users", async () => {

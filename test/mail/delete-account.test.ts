@@ -1,7 +1,7 @@
 // Account deletion over real mail: the password or a fresh session, then an emailed confirmation link
 // opened while signed in; deleting removes the user's sessions and accounts (cascade) and nothing else.
 import { describe, expect, test } from "bun:test";
-import { cleanUpAfterFile, countIdentityRows, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, expectError } from "../helpers.ts";
+import { cleanUpAfterFile, countIdentityRows, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, expectError, attemptSignIn } from "../helpers.ts";
 import { createMailTestApp, hashedIdentifier, linkIn } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -32,7 +32,7 @@ describe("delete-user", () => {
   test("with the password: a confirmation mail; its link, opened signed in, deletes the user, sessions and accounts and nothing else", async () => {
     const bystander = await member();
     const { email, userId, cookie } = await member();
-    await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } }); // a second session
+    await attemptSignIn(t, email); // a second session
     const before = await countIdentityRows(t.db.sql);
     expect(await rowsOf(userId)).toEqual({ users: 1, sessions: 2, accounts: 1 });
 

@@ -5,7 +5,7 @@ import { createLogger } from "../../src/ops/log.ts";
 import { pathOf } from "../../src/ops/observe.ts";
 import { trackPool } from "../../src/ops/pool-stats.ts";
 import { createPool } from "../../src/db/pool.ts";
-import { cleanUpAfterFile, createTestApp, createTestDatabase, metricSample, PASSWORD, SITE_ORIGIN, sessionCookieOf, signUp, startTestServer, TEST_SECRET, uniqueEmail, expectError, post } from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, createTestDatabase, metricSample, PASSWORD, SITE_ORIGIN, sessionCookieOf, signUp, startTestServer, TEST_SECRET, uniqueEmail, expectError, post, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -67,7 +67,7 @@ describe("structured request logs", () => {
     lines.length = 0;
     const { userId } = await signUp(t, { email });
     expect(requestLines().find((line) => line.route === "/api/auth/sign-up/email")!.userId).toBe(userId);
-    await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    await attemptSignIn(t, email);
     expect(requestLines().find((line) => line.route === "/api/auth/sign-in/email")!.userId).toBe(userId);
     await t.request("/api/auth/get-session");
     expect(requestLines().at(-1)!.userId).toBeNull();
@@ -96,7 +96,7 @@ describe("structured request logs", () => {
     lines.length = 0;
     const email = uniqueEmail("secret.person");
     const { cookie, token } = await signUp(t, { email });
-    const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    const signIn = await attemptSignIn(t, email);
     const signInCookie = sessionCookieOf(signIn);
     await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `${PASSWORD}-wrong` } });
     await t.request("/api/auth/sign-up/email", { method: "POST", json: { name: "Dup", email, password: PASSWORD } });
@@ -186,7 +186,7 @@ describe("metrics", () => {
     const before = await metricsText();
     const email = uniqueEmail("count");
     const { cookie } = await signUp(t, { email });
-    await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    await attemptSignIn(t, email);
     await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: "wrong-password-1" } });
     await t.request("/api/auth/sign-up/email", { method: "POST", json: { name: "x", email, password: PASSWORD } });
     await t.request("/api/auth/sign-out", { method: "POST", headers: { cookie } });

@@ -3,7 +3,7 @@
 // password, token, cookie or secret; old rows are pruned after AUDIT_RETENTION.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { pruneAuthEvents } from "../../src/security/audit.ts";
-import { cleanUpAfterFile, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp, post } from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp, post, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 // Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
@@ -23,7 +23,7 @@ describe("auth_events", () => {
     const wrong = await post(client, "/api/auth/sign-in/email", { email, password: "a wrong password" });
     expect(wrong.status).toBe(401);
     await post(client, "/api/auth/sign-in/email", { email: "nobody@example.test", password: "another wrong one" });
-    const second = await post(client, "/api/auth/sign-in/email", { email, password: PASSWORD });
+    const second = await attemptSignIn(client, email);
     const secondCookie = sessionCookieOf(second);
     const secondToken = ((await second.json()) as { token: string }).token;
     await post(client, "/api/auth/revoke-other-sessions", {}, secondCookie);

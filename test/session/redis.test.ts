@@ -7,7 +7,7 @@ import { RedisClient } from "bun";
 import { startServer, type RunningServer } from "../../src/index.ts";
 import { REDIS_KEY_PREFIX } from "../../src/session/redis-storage.ts";
 import { CLOCK_SKEW_MS } from "../../src/session/change-notices.ts";
-import { cleanUpAfterFile, createTestDatabase, onCleanup, PASSWORD, quietLogger, sessionCookieOf, SITE_ORIGIN, testConfig, uniqueEmail, type TestDatabase, post, signUp } from "../helpers.ts";
+import { cleanUpAfterFile, createTestDatabase, onCleanup, PASSWORD, quietLogger, sessionCookieOf, SITE_ORIGIN, testConfig, uniqueEmail, type TestDatabase, post, signUp, attemptSignIn } from "../helpers.ts";
 import { redisServer } from "../redis-server.ts";
 
 cleanUpAfterFile();
@@ -109,7 +109,7 @@ describe("when Redis fails", () => {
     expect((await session(server, cookie))!.session.token).toBe(token);
     const email = uniqueEmail("redis-down");
     expect((await post(server, "/api/auth/sign-up/email", { name: "D", email, password: PASSWORD })).status).toBe(200);
-    const signIn = await post(server, "/api/auth/sign-in/email", { email, password: PASSWORD });
+    const signIn = await attemptSignIn(server, email);
     expect(signIn.status).toBe(200);
     const second = sessionCookieOf(signIn);
     expect(await session(server, second)).not.toBeNull();
