@@ -179,7 +179,7 @@ const verificationCount = async (sql: TestDatabase["sql"]) =>
   Number((await sql<{ count: number }[]>`select count(*)::int as count from verifications`)[0]!.count);
 
 describe(`fuzzing every public endpoint (${RUNS} cases, seed ${SEED})`, () => {
-  test("never a 5xx, every error is JSON {code, message}, refused requests write nothing, oversized bodies answer 413, no prototype is polluted, and the server stays healthy", async () => {
+  test("never a 5xx, every error is JSON, refused requests write nothing, every error body is exactly {code, message}, oversized bodies answer 413, no prototype is polluted, and the server stays healthy", async () => {
     const serverErrors: string[] = [];
     const t = await createTestApp({}, createLogger("error", (line) => void serverErrors.push(line)));
     const { cookie: validCookie } = await signUp(t);
