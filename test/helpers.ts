@@ -25,7 +25,7 @@ import { cachedCopyWindowSeconds, listenForChanges, type ChangeNotices } from ".
 import { startServer, type RunningServer } from "../src/index.ts";
 import { platformRoles } from "../src/auth/plugins/admin.ts";
 import { organizationAc, organizationRoles } from "../src/auth/plugins/organization.ts";
-import type { SendMail } from "../src/auth/plugins/index.ts";
+import type { SendMail } from "../src/mail/send-mail.ts";
 import { profileFields } from "../src/auth/profile.ts";
 import { createRateLimitStore } from "../src/security/rate-limit.ts";
 

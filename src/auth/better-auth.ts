@@ -7,7 +7,7 @@ import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugi
 import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
 import { auditTrail, createAuditRecorder } from "../security/audit.ts";
-import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
+import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import { emailFlows } from "../mail/flows.ts";
@@ -19,16 +19,16 @@ import { authObserver, countLockouts } from "./observer.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { createMailer, type Mailer } from "../mail/mailer.ts";
 import { memberRole } from "./plugins/organization.ts";
+import { DEFAULT_PLATFORM_ROLE } from "./plugins/admin.ts";
 import { createPasswordHasher, DEFAULT_HASHES_IN_FLIGHT, HashQueueFull } from "./password.ts";
-import { platformPlugins, type SendMail } from "./plugins/index.ts";
+import { platformPlugins } from "./plugins/index.ts";
+import type { SendMail } from "../mail/send-mail.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { sessionHandles } from "../session/handles.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "../security/rate-limit.ts";
 import { betterAuthSecretOptions } from "../security/secrets.ts";
 import { accountLinking, socialProviders } from "./plugins/social.ts";
 import { noteRequestFailure } from "../db/request-failures.ts";
-
-export { CLIENT_IP_HEADER } from "../http/client-ip.ts";
 
 export interface AuthDependencies {
   config: Config & { secret: string };
@@ -129,6 +129,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       hasSession: async (headers) => (await auth.api.getSession({ headers })) !== null,
       deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
     },
+    defaultRole: DEFAULT_PLATFORM_ROLE,
   });
   const recordEvent = createAuditRecorder(sql, logger);
   const auth = betterAuth({

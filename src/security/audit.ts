@@ -4,7 +4,7 @@
 import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { decodeJwt } from "jose";
-import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
+import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
 import { SERVER_BUSY } from "../auth/password.ts";
@@ -37,7 +37,7 @@ export interface AuthEvent {
 
 const USER_AGENT_MAX = 512;
 
-/** Who sent the request: the IP the app resolved (src/http/client-ip.ts) and the User-Agent. */
+/** Who sent the request: the IP the app resolved (src/ops/client-ip.ts) and the User-Agent. */
 export function requestOrigin(headers: Headers | undefined): Pick<AuthEvent, "ip" | "userAgent"> {
   return {
     ip: headers?.get(CLIENT_IP_HEADER) ?? null,

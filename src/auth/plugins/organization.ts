@@ -10,7 +10,7 @@ import { defaultStatements } from "better-auth/plugins/organization/access";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
 import type { Logger } from "../../ops/log.ts";
-import type { SendMail } from "./index.ts";
+import type { SendMail } from "../../mail/send-mail.ts";
 
 /**
  * What a member may do inside an organization. Better Auth's own statements (organization, member,

@@ -8,7 +8,7 @@ import { twoFactor } from "better-auth/plugins";
 import { Secret, TOTP } from "otpauth";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
-import type { SendMail } from "./index.ts";
+import type { SendMail } from "../../mail/send-mail.ts";
 
 // RFC 6238 4: the plugin's defaults, fixed here so the replay guard computes the same steps.
 export const TOTP_PERIOD_SECONDS = 30;
