@@ -253,6 +253,9 @@ export class SigningKeyError extends Error {
   }
 }
 
+/** The advisory lock every writer of `jwks` holds: the first key at start-up and a rotation. */
+export const SIGNING_KEY_LOCK = "auth-server:jwks";
+
 /**
  * Creates the first JWT signing key at start-up, under a transaction-scoped advisory lock, so
  * instances starting together agree on one key instead of each minting its own on first use.
@@ -260,7 +263,7 @@ export class SigningKeyError extends Error {
 export async function ensureSigningKey(auth: Auth, sql: Sql, config: Config): Promise<"created" | "present"> {
   const context = await auth.$context;
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('auth-server:jwks'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${SIGNING_KEY_LOCK}))`;
     const [latest] = await tx<{ private_key: string }[]>`
       select private_key from jwks where expires_at is null or expires_at > now() order by created_at desc limit 1`;
     if (latest) {

@@ -36,7 +36,8 @@ export interface EmailFlowDependencies {
   defaultRole: string;
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
+/** What a Better Auth before/after hook receives; the one spelling of it for every hook in src/ (mail sits lowest of them). */
+export type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /** Better Auth's identifier prefixes for tokens it stores in `verifications`; these are stored hashed. */
 const RESET_PASSWORD_PREFIX = "reset-password:";

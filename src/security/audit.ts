@@ -8,6 +8,7 @@ import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
 import { SERVER_BUSY } from "../auth/password.ts";
+import type { HookContext } from "../mail/flows.ts";
 
 export const AUTH_EVENT_TYPES = [
   "sign_up",
@@ -68,11 +69,6 @@ export function createAuditRecorder(sql: Sql, logger: Logger): AuditRecorder {
   };
 }
 
-/** Deletes events older than the retention; the number deleted. */
-export async function pruneAuthEvents(sql: Sql, retentionSeconds: number): Promise<number> {
-  const deleted = await sql`delete from auth_events where occurred_at < now() - ${retentionSeconds} * interval '1 second'`;
-  return deleted.count;
-}
 
 /** Endpoints whose event needs to know, before they run, whose session sent them. */
 const SESSION_PATHS: Record<string, AuthEventType> = {
@@ -112,7 +108,6 @@ export function markSignInFailure(request: Request, reason: string): void {
   failureReasons.set(request, reason);
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /**
  * Whether an endpoint refused the request. Better Auth answers some outcomes with a redirect (an

@@ -2,7 +2,7 @@
 // retires the previous ones (expires_at = now). A retired key no longer signs but stays published in
 // GET /api/auth/jwks for the grace period (JWKS_GRACE_PERIOD_S, 30 days), so every token signed
 // before the rotation still verifies until it expires. ASVS 6.4.2 (keys can be replaced), RFC 7517 §4.5 (kid).
-import { insertSigningKey, type Auth } from "../auth/better-auth.ts";
+import { insertSigningKey, SIGNING_KEY_LOCK, type Auth } from "../auth/better-auth.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 
@@ -16,7 +16,7 @@ export interface Rotation {
 /** Under the same advisory lock as the first key, so a rotation and a starting instance do not race. */
 export async function rotateSigningKey(auth: Auth, sql: Sql, config: Config): Promise<Rotation> {
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('auth-server:jwks'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${SIGNING_KEY_LOCK}))`;
     const retired = await tx<{ id: string }[]>`
       update jwks set expires_at = now() where expires_at is null or expires_at > now() returning id`;
     const kid = await insertSigningKey(auth, tx, config);

@@ -59,8 +59,6 @@ export const organizationRoles = {
   admin: organizationAc.newRole(everything),
   owner: organizationAc.newRole(everything),
 };
-export type OrganizationRole = keyof typeof organizationRoles;
-export const ORGANIZATION_ROLES = Object.keys(organizationRoles) as OrganizationRole[];
 /** Roles only an admin or owner may hand out. */
 const MANAGING_ROLES = new Set(["admin", "owner"]);
 

@@ -9,6 +9,7 @@ import { Secret, TOTP } from "otpauth";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
 import type { SendMail } from "../../mail/send-mail.ts";
+import type { HookContext } from "../../mail/flows.ts";
 
 // RFC 6238 4: the plugin's defaults, fixed here so the replay guard computes the same steps.
 export const TOTP_PERIOD_SECONDS = 30;
@@ -126,7 +127,6 @@ export function twoFactorRules(sql: Sql): BetterAuthPlugin {
   };
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /**
  * The user a TOTP code is for: the signed-in user, or the one half-way through a two-factor sign-in.
