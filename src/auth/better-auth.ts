@@ -8,7 +8,7 @@ import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugi
 import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
 import { auditTrail, createAuditRecorder } from "../security/audit.ts";
-import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
+import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import { emailFlows } from "../mail/flows.ts";
@@ -20,16 +20,16 @@ import { authObserver, countLockouts } from "./observer.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { createMailer, type Mailer } from "../mail/mailer.ts";
 import { memberRole } from "./plugins/organization.ts";
+import { DEFAULT_PLATFORM_ROLE } from "./plugins/admin.ts";
 import { createPasswordHasher, DEFAULT_HASHES_IN_FLIGHT, HashQueueFull } from "./password.ts";
-import { platformPlugins, type SendMail } from "./plugins/index.ts";
+import { platformPlugins } from "./plugins/index.ts";
+import type { SendMail } from "../mail/send-mail.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { sessionHandles } from "../session/handles.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "../security/rate-limit.ts";
 import { betterAuthSecretOptions } from "../security/secrets.ts";
 import { accountLinking, socialProviders } from "./plugins/social.ts";
 import { noteRequestFailure } from "../db/request-failures.ts";
-
-export { CLIENT_IP_HEADER } from "../http/client-ip.ts";
 
 export interface AuthDependencies {
   config: Config & { secret: string };
@@ -130,6 +130,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       hasSession: async (headers) => (await auth.api.getSession({ headers })) !== null,
       deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
     },
+    defaultRole: DEFAULT_PLATFORM_ROLE,
   });
   const recordEvent = createAuditRecorder(sql, logger);
   const auth = betterAuth({
@@ -250,6 +251,9 @@ export class SigningKeyError extends Error {
   override name = "SigningKeyError";
 }
 
+/** The advisory lock every writer of `jwks` holds: the first key at start-up and a rotation. */
+export const SIGNING_KEY_LOCK = "auth-server:jwks";
+
 /**
  * Creates the first JWT signing key at start-up, under a transaction-scoped advisory lock, so
  * instances starting together agree on one key instead of each minting its own on first use.
@@ -257,7 +261,7 @@ export class SigningKeyError extends Error {
 export async function ensureSigningKey(auth: Auth, sql: Sql, config: Config): Promise<"created" | "present"> {
   const context = await auth.$context;
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('auth-server:jwks'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${SIGNING_KEY_LOCK}))`;
     const [latest] = await tx<{ private_key: string }[]>`
       select private_key from jwks where expires_at is null or expires_at > now() order by created_at desc limit 1`;
     if (latest) {

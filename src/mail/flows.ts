@@ -13,7 +13,6 @@ import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "b
 import { apiError, errorResponse } from "../errors.ts";
 import { magicLink } from "better-auth/plugins";
 import { decodeJwt, jwtVerify } from "jose";
-import { DEFAULT_PLATFORM_ROLE } from "../auth/plugins/admin.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
@@ -33,9 +32,12 @@ export interface EmailFlowDependencies {
   sql: Sql;
   logger: Logger;
   auth: AuthHandle;
+  /** The role a new user is given (the admin plugin's default), which a made-up sign-up answer shows too. */
+  defaultRole: string;
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
+/** What a Better Auth before/after hook receives; the one spelling of it for every hook in src/ (mail sits lowest of them). */
+export type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /** Better Auth's identifier prefixes for tokens it stores in `verifications`; these are stored hashed. */
 const RESET_PASSWORD_PREFIX = "reset-password:";
@@ -87,7 +89,7 @@ async function sha256Hex(value: string): Promise<string> {
   return Buffer.from(digest).toString("hex");
 }
 
-export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDependencies) {
+export function emailFlows({ config, mailer, sql, logger, auth, defaultRole }: EmailFlowDependencies) {
   const mail = config.mail;
   const on = (flow: Parameters<typeof mail.flows.has>[0]) => mail.flows.has(flow);
 
@@ -181,7 +183,7 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
     onExistingUserSignUp: async ({ user }) => mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl }),
     // The made-up user of that answer has every field a new user's answer has: the admin plugin gives a new
     // user its role in a database hook, which the made-up one never passes (test/security/sign-up-enumeration.test.ts).
-    customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: DEFAULT_PLATFORM_ROLE, ...additionalFields, id }),
+    customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: defaultRole, ...additionalFields, id }),
     // ASVS 2.2.3: tell the user after a credential reset.
     onPasswordReset: async ({ user }) => mailer.queue("password-changed", user.email, { name: user.name, how: "reset" }),
   };

@@ -5,9 +5,10 @@ import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import type { ErrorCode } from "../errors.ts";
 import { decodeJwt } from "jose";
-import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
+import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
+import type { HookContext } from "../mail/flows.ts";
 
 export const AUTH_EVENT_TYPES = [
   "sign_up",
@@ -37,7 +38,7 @@ export interface AuthEvent {
 
 const USER_AGENT_MAX = 512;
 
-/** Who sent the request: the IP the app resolved (src/http/client-ip.ts) and the User-Agent. */
+/** Who sent the request: the IP the app resolved (src/ops/client-ip.ts) and the User-Agent. */
 export function requestOrigin(headers: Headers | undefined): Pick<AuthEvent, "ip" | "userAgent"> {
   return {
     ip: headers?.get(CLIENT_IP_HEADER) ?? null,
@@ -68,11 +69,6 @@ export function createAuditRecorder(sql: Sql, logger: Logger): AuditRecorder {
   };
 }
 
-/** Deletes events older than the retention; the number deleted. */
-export async function pruneAuthEvents(sql: Sql, retentionSeconds: number): Promise<number> {
-  const deleted = await sql`delete from auth_events where occurred_at < now() - ${retentionSeconds} * interval '1 second'`;
-  return deleted.count;
-}
 
 /** Endpoints whose event needs to know, before they run, whose session sent them. */
 const SESSION_PATHS: Record<string, AuthEventType> = {
@@ -112,7 +108,6 @@ export function markSignInFailure(request: Request, reason: string): void {
   failureReasons.set(request, reason);
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /**
  * Whether an endpoint refused the request. Better Auth answers some outcomes with a redirect (an

@@ -15,6 +15,7 @@ import type { LockoutPolicy } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Mailer } from "../mail/mailer.ts";
+import type { HookContext } from "../mail/flows.ts";
 
 export interface LockedAccount {
   id: string;
@@ -64,21 +65,6 @@ export async function recordFailedSignIn(sql: Sql, policy: LockoutPolicy, userId
   return { failedCount: row!.failed_count, lockedUntil: row!.newly_locked ? row!.locked_until : null };
 }
 
-/** Whether sign-in for `userId` is locked for `device` (by default: for clients without a device cookie). */
-export async function isLocked(sql: Sql, userId: string, device = UNTRUSTED_CLIENTS): Promise<boolean> {
-  const [row] = await sql`select 1 from account_lockouts where user_id = ${userId} and device = ${device} and locked_until > now()`;
-  return Boolean(row);
-}
-
-/** Deletes counters with nothing left to remember: no recent failure and no running lock. */
-export async function pruneLockouts(sql: Sql, policy: LockoutPolicy): Promise<number> {
-  const deleted = await sql`
-    delete from account_lockouts
-    where window_started_at < now() - ${policy.windowSeconds} * interval '1 second'
-      and (locked_until is null or locked_until < now())`;
-  return deleted.count;
-}
-
 export interface LockoutDependencies {
   sql: Sql;
   policy: LockoutPolicy;
@@ -106,7 +92,6 @@ async function issueDeviceCookie(ctx: HookContext, userId: string) {
   await ctx.setSignedCookie(cookie.name, `${userId}:${nonce}`, ctx.context.secret, cookie.attributes);
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /** The Better Auth plugin that counts failures, refuses locked accounts and resets on success. */
 export function accountLockout({ sql, policy, record, notify, logger }: LockoutDependencies): BetterAuthPlugin {

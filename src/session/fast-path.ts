@@ -6,7 +6,6 @@
 // Better Auth answers as usual. With the cookie cache on (its default "compact" format), get-session
 // also answers from a valid signed session_data cookie without any lookup when the change notices
 // vouch for it (src/session/change-notices.ts), and sets that cookie after a lookup, as Better Auth does. test/session/fast-session.test.ts proves the answers identical.
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { getAuthTables } from "better-auth/db";
 import { signJWT, toExpJWT as toExp } from "better-auth/plugins";
@@ -20,7 +19,7 @@ import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
 import { noteRequestUser } from "../ops/observe.ts";
 import type { CachedSessionAnswer } from "./memo.ts";
-import { isSignedBy, splitSignedValue } from "./signed-cookie.ts";
+import { cacheCookieSignature, isSignedBy, splitSignedValue } from "./signed-cookie.ts";
 
 export interface SessionFastPath {
   /** The get-session answer, or null when Better Auth must answer. */
@@ -128,10 +127,9 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   }
 
   // The cookie cache, "compact" strategy as Better Auth 1.7 writes it (cookies/index.mjs
-  // setCookieCache): base64url(JSON {session: payload, expiresAt, signature}), the signature an
-  // unpadded base64url HMAC-SHA256 of JSON {...payload, expiresAt} under the secret.
+  // setCookieCache): base64url(JSON {session: payload, expiresAt, signature}), the signature over
+  // JSON {...payload, expiresAt} (src/session/signed-cookie.ts).
   const cacheMaxAge: number = cookieCache?.maxAge ?? 300;
-  const sign = (text: string) => createHmac("sha256", secret).update(text).digest("base64url");
 
   /**
    * The session a valid, current session_data cookie holds for `token`, until when the cookie proves
@@ -156,7 +154,7 @@ export async function createSessionFastPath(auth: Auth, sql: Sql, logger: Logger
   function cacheCookie(pair: SessionPair): string | null {
     const payload = { session: pair.session, user: pair.user, updatedAt: Date.now(), version: "1" };
     const expiresAt = Date.now() + cacheMaxAge * 1000;
-    const signature = sign(JSON.stringify({ ...payload, expiresAt }));
+    const signature = cacheCookieSignature(secret, JSON.stringify({ ...payload, expiresAt }));
     const value = Buffer.from(JSON.stringify({ session: payload, expiresAt, signature })).toString("base64url");
     const line = serializeCookie(cookies.sessionData.name, value, { ...cookies.sessionData.attributes, maxAge: cacheMaxAge } as never);
     return line.length > MAX_COOKIE_BYTES ? null : line;

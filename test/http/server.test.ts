@@ -2,7 +2,7 @@
 // IP from the socket unless a proxy is trusted, and start/stop of the real entry point.
 import { describe, expect, test } from "bun:test";
 import packageJson from "../../package.json" with { type: "json" };
-import { CLIENT_IP_HEADER } from "../../src/auth/better-auth.ts";
+import { CLIENT_IP_HEADER } from "../../src/ops/client-ip.ts";
 import {
   buildBundle,
   cleanUpAfterFile,

@@ -200,15 +200,15 @@ describe("metrics", () => {
     expect(delta("auth_sessions_revoked_total")).toBe(1);
   });
 
-  test("sign-ins refused by the rate limiter count as locked", async () => {
+  test("sign-ins refused by the rate limiter count as rate_limited", async () => {
     const server = await startTestServer({ RATE_LIMIT: "on" });
-    const email = uniqueEmail("locked");
+    const email = uniqueEmail("rate-limited");
     await post(server, "/api/auth/sign-up/email", { name: "L", email, password: PASSWORD });
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) statuses.push((await post(server, "/api/auth/sign-in/email", { email, password: "wrong-password-1" })).status);
     expect(statuses).toContain(429);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metricSample(text, "auth_sign_in_total", { result: "locked" })).toBe(statuses.filter((s) => s === 429).length);
+    expect(metricSample(text, "auth_sign_in_total", { result: "rate_limited" })).toBe(statuses.filter((s) => s === 429).length);
     expect(metricSample(text, "auth_sign_in_total", { result: "failure" })).toBe(statuses.filter((s) => s === 401).length);
   });
 

@@ -2,7 +2,7 @@
 // auth_events with who, when, from where and a reason class; ASVS 7.1.1 / 7.1.2: no row holds a
 // password, token, cookie or secret; old rows are pruned after AUDIT_RETENTION.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { pruneAuthEvents } from "../../src/security/audit.ts";
+import { runHousekeeping } from "../../src/ops/housekeeping.ts";
 import { cleanUpAfterFile, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp, post, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
@@ -78,7 +78,8 @@ describe("auth_events", () => {
     const t = await createTestApp({ AUDIT_RETENTION: "90d" });
     await signUp(t);
     await t.db.sql`insert into auth_events (occurred_at, type) values (now() - interval '91 days', 'sign_in'), (now() - interval '89 days', 'sign_in')`;
-    expect(await pruneAuthEvents(t.db.sql, t.config.auditRetentionSeconds)).toBe(1);
+    const run = await runHousekeeping(t.db.sql, { auditRetentionSeconds: t.config.auditRetentionSeconds, lockoutWindowSeconds: t.config.lockout.windowSeconds });
+    expect(run.ran && run.deleted.auth_events).toBe(1);
     expect((await events(t)).length).toBe(2);
   });
 

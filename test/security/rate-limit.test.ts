@@ -4,6 +4,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { RedisClient } from "bun";
 import { createPostgresRateLimitStore, createRedisRateLimitStore, PARAMETERISED_ROUTES, type RateLimitStore } from "../../src/security/rate-limit.ts";
+import { runHousekeeping } from "../../src/ops/housekeeping.ts";
 import { cleanUpAfterFile, createSecondInstance, createTestApp, onCleanup, uniqueEmail, type TestApp, expectError } from "../helpers.ts";
 
 cleanUpAfterFile();
@@ -144,8 +145,8 @@ describe("Postgres store (the default)", () => {
 
     await Bun.sleep(1100);
     expect((await wrongSignInFrom(t.request, "203.0.113.10")).status).toBe(401);
-    const pruned = await store.prune();
-    expect(pruned).toBe(20); // every row but the one just renewed
+    const run = await runHousekeeping(t.db.sql, { auditRetentionSeconds: t.config.auditRetentionSeconds, lockoutWindowSeconds: t.config.lockout.windowSeconds });
+    expect(run.ran && run.deleted.rate_limits).toBe(20); // every row but the one just renewed
     const { left } = (await t.db.sql<{ left: number }[]>`select count(*)::int as left from rate_limits`)[0]!;
     expect(left).toBe(1);
   });

@@ -19,7 +19,6 @@ export const platformRoles = {
   teacher: platformAc.newRole({ user: [], session: [] }),
   admin: adminAc,
 };
-export const PLATFORM_ROLES = Object.keys(platformRoles);
 export const DEFAULT_PLATFORM_ROLE = "user";
 /** How long an impersonation session lasts before the admin must start again. */
 export const IMPERSONATION_SECONDS = 60 * 60;

@@ -11,7 +11,7 @@ import { defaultStatements } from "better-auth/plugins/organization/access";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
 import type { Logger } from "../../ops/log.ts";
-import type { SendMail } from "./index.ts";
+import type { SendMail } from "../../mail/send-mail.ts";
 
 /**
  * What a member may do inside an organization. Better Auth's own statements (organization, member,
@@ -60,8 +60,6 @@ export const organizationRoles = {
   admin: organizationAc.newRole(everything),
   owner: organizationAc.newRole(everything),
 };
-export type OrganizationRole = keyof typeof organizationRoles;
-export const ORGANIZATION_ROLES = Object.keys(organizationRoles) as OrganizationRole[];
 /** Roles only an admin or owner may hand out. */
 const MANAGING_ROLES = new Set(["admin", "owner"]);
 

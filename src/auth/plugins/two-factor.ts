@@ -9,7 +9,8 @@ import { twoFactor } from "better-auth/plugins";
 import { Secret, TOTP } from "otpauth";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
-import type { SendMail } from "./index.ts";
+import type { SendMail } from "../../mail/send-mail.ts";
+import type { HookContext } from "../../mail/flows.ts";
 
 // RFC 6238 4: the plugin's defaults, fixed here so the replay guard computes the same steps.
 export const TOTP_PERIOD_SECONDS = 30;
@@ -127,7 +128,6 @@ export function twoFactorRules(sql: Sql): BetterAuthPlugin {
   };
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /**
  * The user a TOTP code is for: the signed-in user, or the one half-way through a two-factor sign-in.
