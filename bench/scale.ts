@@ -177,7 +177,7 @@ let sql = postgres(dbUrl, { max: 4, onnotice: () => {} });
 say(`# scale run ${new Date().toISOString()}, ${navigator.hardwareConcurrency} cores, load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}, bun ${Bun.version}, CONNS=${CONNS} DURATION=${DURATION}`);
 
 let started = performance.now();
-const migrate = Bun.spawnSync(["bun", "src/db/migrate.ts", "up"], { cwd: ROOT, env: { ...process.env, DATABASE_URL: dbUrl }, stdout: "pipe", stderr: "pipe" });
+const migrate = Bun.spawnSync(["bun", "src/cli/migrate.ts", "up"], { cwd: ROOT, env: { ...process.env, DATABASE_URL: dbUrl }, stdout: "pipe", stderr: "pipe" });
 if (migrate.exitCode !== 0) throw new Error(`migrations failed: ${migrate.stderr}`);
 say(`- migrations from empty (\`bun run migrate\`, process start to exit): ${ms(started)} ms`);
 
@@ -328,7 +328,7 @@ say(
 
 const expired = (await sql<{ n: number }[]>`select count(*)::int as n from sessions where expires_at < now()`)[0]!.n;
 started = performance.now();
-const cleanup = Bun.spawnSync(["bun", "src/ops/housekeeping.ts"], { cwd: ROOT, env: { ...process.env, DATABASE_URL: dbUrl }, stdout: "pipe", stderr: "pipe" });
+const cleanup = Bun.spawnSync(["bun", "src/cli/cleanup.ts"], { cwd: ROOT, env: { ...process.env, DATABASE_URL: dbUrl }, stdout: "pipe", stderr: "pipe" });
 const cleanupMs = ms(started);
 const left = (await sql<{ n: number }[]>`select count(*)::int as n from sessions where expires_at < now()`)[0]!.n;
 say(`- cleanup over ${expired} expired sessions (\`bun run cleanup\`): ${cleanupMs} ms, ${left} left; it said: ${cleanup.stdout.toString().trim()}`);

@@ -136,12 +136,13 @@ export interface PluginConfig {
 }
 
 export class ConfigError extends Error {
+  override name = "ConfigError";
+
   constructor(
     readonly variable: string,
     message: string,
   ) {
     super(`${variable}: ${message}`);
-    this.name = "ConfigError";
   }
 }
 

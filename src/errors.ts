@@ -1,8 +1,89 @@
-// The JSON error shape every route answers with: a stable machine `code` and a human `message`.
+// The error vocabulary: every stable `code` this server answers with, its HTTP status and default
+// message, and the one JSON shape `{ code, message }` they travel in. docs/errors.md explains each code
+// to clients; test/http/error-codes.test.ts keeps the two in step and finds codes written elsewhere.
+import { APIError } from "better-auth/api";
+import { statusCodes } from "better-call";
 
-export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
+export const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+type Status = keyof typeof statusCodes;
+
+interface ErrorDefinition {
+  status: Status;
+  message: string;
+  /** A code of Better Auth's, listed because the server refers to it or also writes it (with its own message). */
+  betterAuth?: true;
+}
+
+export const ERRORS = {
+  NOT_FOUND: { status: "NOT_FOUND", message: "no such route" },
+  INVALID_BODY: { status: "BAD_REQUEST", message: "the request body could not be parsed" },
+  INVALID_JSON: { status: "BAD_REQUEST", message: "the request body is not valid JSON" },
+  VALIDATION_ERROR: { status: "BAD_REQUEST", message: "the request is not valid" },
+  PAYLOAD_TOO_LARGE: { status: "PAYLOAD_TOO_LARGE", message: "the request body is too large" },
+  UNAUTHORIZED: { status: "UNAUTHORIZED", message: "Unauthorized" },
+  CONFLICT: { status: "CONFLICT", message: "the request conflicts with a record that already exists" },
+  RATE_LIMITED: { status: "TOO_MANY_REQUESTS", message: "too many requests; try again later" },
+  MAIL_NOT_SENT: { status: "FAILED_DEPENDENCY", message: "Could not send the email; please try again in a moment." },
+  INTERNAL_ERROR: { status: "INTERNAL_SERVER_ERROR", message: "something went wrong; it has been logged" },
+  DATABASE_UNAVAILABLE: { status: "SERVICE_UNAVAILABLE", message: "the database does not answer; try again shortly" },
+  RATE_LIMIT_UNAVAILABLE: { status: "SERVICE_UNAVAILABLE", message: "the rate-limit store does not answer; try again shortly" },
+  SERVER_BUSY: { status: "SERVICE_UNAVAILABLE", message: "Too many password checks at once; retry shortly" },
+  SESSION_NOT_FOUND: { status: "NOT_FOUND", message: "no session of yours has this token; pass a session's token as list-sessions answers it" },
+  TOTP_CODE_ALREADY_USED: { status: "UNAUTHORIZED", message: "This code has already been used; wait for the next one" },
+  ROLE_NOT_ALLOWED: { status: "FORBIDDEN", message: "Only an admin or owner may invite admins and owners" },
+  // Better Auth's codes that this server also writes (with its own message) or refers to.
+  SESSION_NOT_FRESH: { status: "FORBIDDEN", message: "Sign in again or send your password to delete the account", betterAuth: true },
+  INVALID_TOKEN: { status: "UNAUTHORIZED", message: "This link is invalid, has expired or was already used; ask for a new one.", betterAuth: true },
+  TOKEN_EXPIRED: { status: "UNAUTHORIZED", message: "This link has expired; ask for a new one.", betterAuth: true },
+  USER_NOT_FOUND: { status: "UNAUTHORIZED", message: "The account of this link no longer exists.", betterAuth: true },
+  NEW_USER_SIGNUP_DISABLED: { status: "UNAUTHORIZED", message: "There is no account for this address, and signing up by email link is turned off.", betterAuth: true },
+  FAILED_TO_GET_USER_INFO: { status: "NOT_FOUND", message: "Sign in first, then open the link again.", betterAuth: true },
+  VERIFICATION_EMAIL_NOT_ENABLED: { status: "BAD_REQUEST", message: "Email verification is turned off", betterAuth: true },
+  USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION: { status: "BAD_REQUEST", message: "User is already a member of this organization", betterAuth: true },
+  PASSKEY_NOT_FOUND: { status: "NOT_FOUND", message: "Passkey not found", betterAuth: true },
+  INVALID_EMAIL_OR_PASSWORD: { status: "UNAUTHORIZED", message: "Invalid email or password", betterAuth: true },
+  EMAIL_NOT_VERIFIED: { status: "FORBIDDEN", message: "Email not verified", betterAuth: true },
+  USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL: { status: "UNPROCESSABLE_ENTITY", message: "User already exists. Use another email.", betterAuth: true },
+  MISSING_OR_NULL_ORIGIN: { status: "FORBIDDEN", message: "Missing or null Origin", betterAuth: true },
+  INVALID_ORIGIN: { status: "FORBIDDEN", message: "Invalid origin", betterAuth: true },
+  BANNED_USER: { status: "FORBIDDEN", message: "You have been banned from this application", betterAuth: true },
+  PASSWORD_TOO_SHORT: { status: "BAD_REQUEST", message: "Password too short", betterAuth: true },
+  PASSWORD_TOO_LONG: { status: "BAD_REQUEST", message: "Password too long", betterAuth: true },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function errorStatus(code: ErrorCode): number {
+  return statusCodes[ERRORS[code].status];
+}
+
+/** The `{ code, message }` body of an error. */
+export function errorBody(code: ErrorCode, message: string = ERRORS[code].message): { code: ErrorCode; message: string } {
+  return { code, message };
+}
+
+interface ErrorAnswer {
+  message?: string;
+  /** Where the same code answers another status on some routes (the mailed-link endpoints). */
+  status?: number;
+  headers?: Record<string, string>;
+}
+
+/** The JSON error response every route of this server answers with. */
+export function errorResponse(code: ErrorCode, { message, status = errorStatus(code), headers = {} }: ErrorAnswer = {}): Response {
+  return relayedErrorResponse(status, code, message ?? ERRORS[code].message, headers);
+}
+
+/** A code Better Auth chose (it may be one the registry lacks), answered in the same JSON shape. */
+export function relayedErrorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify({ code, message }), {
     status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+    headers: { "content-type": JSON_CONTENT_TYPE, ...headers },
   });
+}
+
+/** The same error thrown inside a Better Auth hook or endpoint, which Better Auth then answers. */
+export function apiError(code: ErrorCode, message?: string): APIError {
+  return APIError.from(ERRORS[code].status, errorBody(code, message));
 }

@@ -8,7 +8,7 @@ import { openDatabase } from "./db/pool.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMailer } from "./mail/mailer.ts";
 import { applyMigrations, MigrationError } from "./db/migrate.ts";
-import { pluginMail } from "./auth/plugins/index.ts";
+import { pluginMail } from "./mail/send-mail.ts";
 import { createRateLimitStore } from "./security/rate-limit.ts";
 import { ensureSecret } from "./security/development-secret.ts";
 import { createMetrics } from "./ops/metrics.ts";

@@ -9,7 +9,7 @@ import { simpleParser, type ParsedMail } from "mailparser";
 import { SMTPServer } from "smtp-server";
 import type { Logger } from "../src/ops/log.ts";
 import { createMailer } from "../src/mail/mailer.ts";
-import { pluginMail } from "../src/auth/plugins/index.ts";
+import { pluginMail } from "../src/mail/send-mail.ts";
 import { createTestApp, onCleanup, quietLogger, testConfig } from "./helpers.ts";
 
 export interface ReceivedMail {

@@ -1,13 +1,14 @@
 // Better Auth, configured for this server: Postgres through postgres.js, the hand-written snake_case
 // schema in sql/, argon2id passwords, profile fields, RS256 JWTs for APIs and bearer tokens.
 import { betterAuth } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { apiError } from "../errors.ts";
 import { symmetricDecrypt, symmetricEncrypt } from "better-auth/crypto";
 import { bearer, generateExportedKeyPair, jwt, openAPI } from "better-auth/plugins";
 import type { JwtOptions } from "better-auth/plugins";
 import type { SecondaryStorage } from "better-auth";
 import { auditTrail, createAuditRecorder } from "../security/audit.ts";
-import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
+import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import { emailFlows } from "../mail/flows.ts";
@@ -19,16 +20,16 @@ import { authObserver, countLockouts } from "./observer.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { createMailer, type Mailer } from "../mail/mailer.ts";
 import { memberRole } from "./plugins/organization.ts";
+import { DEFAULT_PLATFORM_ROLE } from "./plugins/admin.ts";
 import { createPasswordHasher, DEFAULT_HASHES_IN_FLIGHT, HashQueueFull } from "./password.ts";
-import { platformPlugins, type SendMail } from "./plugins/index.ts";
+import { platformPlugins } from "./plugins/index.ts";
+import type { SendMail } from "../mail/send-mail.ts";
 import { PROFILE_FIELDS, profileFields, roleOtherProblem } from "./profile.ts";
 import { sessionHandles } from "../session/handles.ts";
 import { createPostgresRateLimitStore, rateLimitOptions, type RateLimitStore } from "../security/rate-limit.ts";
 import { betterAuthSecretOptions } from "../security/secrets.ts";
 import { accountLinking, socialProviders } from "./plugins/social.ts";
 import { noteRequestFailure } from "../db/request-failures.ts";
-
-export { CLIENT_IP_HEADER } from "../http/client-ip.ts";
 
 export interface AuthDependencies {
   config: Config & { secret: string };
@@ -129,6 +130,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       hasSession: async (headers) => (await auth.api.getSession({ headers })) !== null,
       deleteVerification: async (identifier) => (await auth.$context).internalAdapter.deleteVerificationByIdentifier(identifier),
     },
+    defaultRole: DEFAULT_PLATFORM_ROLE,
   });
   const recordEvent = createAuditRecorder(sql, logger);
   const auth = betterAuth({
@@ -181,7 +183,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
       updateAge: config.sessionUpdateAgeSeconds,
       ...(secondaryStorage ? { storeSessionInDatabase: true } : {}),
       // A signed copy of the session in a cookie answers get-session without a lookup for this long,
-      // while the change notices vouch for it (src/session/change-notices.ts, README "Revocation and cached copies").
+      // while the change notices vouch for it (src/session/change-notices.ts, docs/sessions.md "Revocation and cached copies").
       ...(config.sessionCookieCacheSeconds ? { cookieCache: { enabled: true, maxAge: config.sessionCookieCacheSeconds, strategy: "compact" as const } } : {}),
     },
     user: { ...schemaMapping.user, additionalFields: profileFields, ...flows.user },
@@ -218,7 +220,7 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
           role = (current?.user as Record<string, unknown> | undefined)?.professionalRole;
         }
         const problem = roleOtherProblem(role, body.roleOther);
-        if (problem) throw APIError.from("BAD_REQUEST", { code: "VALIDATION_ERROR", message: problem });
+        if (problem) throw apiError("VALIDATION_ERROR", problem);
       }),
       after: flows.hooks.after,
     },
@@ -246,11 +248,11 @@ export function createAuth({ config, sql, logger, metrics, secondaryStorage, rat
 export type Auth = ReturnType<typeof createAuth>;
 
 export class SigningKeyError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SigningKeyError";
-  }
+  override name = "SigningKeyError";
 }
+
+/** The advisory lock every writer of `jwks` holds: the first key at start-up and a rotation. */
+export const SIGNING_KEY_LOCK = "auth-server:jwks";
 
 /**
  * Creates the first JWT signing key at start-up, under a transaction-scoped advisory lock, so
@@ -259,7 +261,7 @@ export class SigningKeyError extends Error {
 export async function ensureSigningKey(auth: Auth, sql: Sql, config: Config): Promise<"created" | "present"> {
   const context = await auth.$context;
   return sql.begin(async (tx) => {
-    await tx`select pg_advisory_xact_lock(hashtext('auth-server:jwks'))`;
+    await tx`select pg_advisory_xact_lock(hashtext(${SIGNING_KEY_LOCK}))`;
     const [latest] = await tx<{ private_key: string }[]>`
       select private_key from jwks where expires_at is null or expires_at > now() order by created_at desc limit 1`;
     if (latest) {

@@ -5,6 +5,7 @@ import { heapSize } from "bun:jsc";
 import { availableParallelism } from "node:os";
 import type { Options as Argon2Options } from "@node-rs/argon2";
 import { APIError } from "better-auth/api";
+import { ERRORS, errorBody } from "../errors.ts";
 import { verifyPassword as verifyScrypt } from "better-auth/crypto";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
@@ -36,12 +37,12 @@ export interface HashLimits {
 export const DEFAULT_HASHES_IN_FLIGHT = Math.min(8, Math.max(2, availableParallelism()));
 
 /** What a sign-in or sign-up answers when the queue is full; the client may retry after this long. */
-export const SERVER_BUSY = { code: "SERVER_BUSY", message: "Too many password checks at once; retry shortly" } as const;
+export const SERVER_BUSY = errorBody("SERVER_BUSY");
 export const SERVER_BUSY_RETRY_AFTER_S = 1;
 
 export class HashQueueFull extends APIError {
   constructor() {
-    super("SERVICE_UNAVAILABLE", { ...SERVER_BUSY }, { "Retry-After": String(SERVER_BUSY_RETRY_AFTER_S) });
+    super(ERRORS.SERVER_BUSY.status, { ...SERVER_BUSY }, { "Retry-After": String(SERVER_BUSY_RETRY_AFTER_S) });
   }
 }
 

@@ -5,20 +5,18 @@
 import { parseArgs } from "node:util";
 import { withAdminRole } from "../auth/plugins/admin.ts";
 import { createAuth } from "../auth/better-auth.ts";
-import { ConfigError, loadConfig } from "../config.ts";
-import { openDatabase } from "../db/pool.ts";
-import { createLogger } from "../ops/log.ts";
+import type { Config } from "../config.ts";
+import type { Sql } from "../db/pool.ts";
+import { createLogger, type Logger } from "../ops/log.ts";
 import { applyMigrations, MigrationError } from "../db/migrate.ts";
 import { EMAIL_MAX } from "../http/request-guard.ts";
 import { ensureSecret } from "../security/development-secret.ts";
+import { runCommand } from "./run.ts";
 
 const USAGE = 'usage: bun run admin:create --email <address> [--name "<name>"] [--password-stdin]';
 
 export class AdminCreateError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "AdminCreateError";
-  }
+  override name = "AdminCreateError";
 }
 
 function parseCommandLine(argv: string[]) {
@@ -43,57 +41,57 @@ function generatedPassword(): string {
   return Buffer.from(crypto.getRandomValues(new Uint8Array(24))).toString("base64url");
 }
 
-async function main(argv: string[]): Promise<number> {
-  const { email, name, passwordFromStdin } = parseCommandLine(argv);
-  const baseConfig = loadConfig();
-  const logger = createLogger(baseConfig.logLevel === "debug" ? "info" : baseConfig.logLevel);
-  const config = ensureSecret(baseConfig, logger);
-  const database = await openDatabase(config);
-  try {
-    if (config.migrateOnStart) await applyMigrations(database.sql);
-    const sql = database.sql;
-    const [existing] = await sql<{ id: string; role: string | null }[]>`select id, role from users where email = ${email}`;
-    if (existing) {
-      const role = withAdminRole(existing.role);
-      if (role === existing.role) {
-        console.log(`${email} is already an admin`);
-        return 0;
-      }
-      await sql`update users set role = ${role}, updated_at = now() where id = ${existing.id}`;
-      console.log(`${email} is now an admin (role: ${role})`);
-      return 0;
-    }
+type AdminRequest = ReturnType<typeof parseCommandLine>;
 
-    const password = passwordFromStdin ? await readPassword() : generatedPassword();
-    if (password.length < config.passwordMinLength || password.length > config.passwordMaxLength) {
-      throw new AdminCreateError(`the password must have ${config.passwordMinLength} to ${config.passwordMaxLength} characters`);
+async function createAdmin({ email, name, passwordFromStdin }: AdminRequest, config: Config & { secret: string }, logger: Logger, sql: Sql): Promise<void> {
+  if (config.migrateOnStart) await applyMigrations(sql);
+  const [existing] = await sql<{ id: string; role: string | null }[]>`select id, role from users where email = ${email}`;
+  if (existing) {
+    const role = withAdminRole(existing.role);
+    if (role === existing.role) {
+      console.log(`${email} is already an admin`);
+      return;
     }
-    const auth = createAuth({ config, sql, logger });
-    // Called from the server side (no request): the admin plugin lets it create a user with a role.
-    const { user } = await auth.api.createUser({ body: { email, name, password, role: "admin" } });
-    // The operator vouches for the address.
-    await sql`update users set email_verified = true, updated_at = now() where id = ${user.id}`;
-    console.log(`created the admin ${email}`);
-    if (!passwordFromStdin) console.log(`password (shown once; change it after signing in): ${password}`);
-    return 0;
-  } finally {
-    await database.close();
+    await sql`update users set role = ${role}, updated_at = now() where id = ${existing.id}`;
+    console.log(`${email} is now an admin (role: ${role})`);
+    return;
   }
+
+  const password = passwordFromStdin ? await readPassword() : generatedPassword();
+  if (password.length < config.passwordMinLength || password.length > config.passwordMaxLength) {
+    throw new AdminCreateError(`the password must have ${config.passwordMinLength} to ${config.passwordMaxLength} characters`);
+  }
+  const auth = createAuth({ config, sql, logger });
+  // Called from the server side (no request): the admin plugin lets it create a user with a role.
+  const { user } = await auth.api.createUser({ body: { email, name, password, role: "admin" } });
+  // The operator vouches for the address.
+  await sql`update users set email_verified = true, updated_at = now() where id = ${user.id}`;
+  console.log(`created the admin ${email}`);
+  if (!passwordFromStdin) console.log(`password (shown once; change it after signing in): ${password}`);
 }
 
-if (import.meta.main) {
+async function main(argv: string[]): Promise<void> {
+  let request: AdminRequest;
   try {
-    process.exitCode = await main(process.argv.slice(2));
+    request = parseCommandLine(argv);
   } catch (error) {
-    if (error instanceof AdminCreateError || error instanceof ConfigError || error instanceof MigrationError) {
-      console.error(`admin:create: ${error.message}`);
-      process.exitCode = error instanceof AdminCreateError ? 2 : 1;
-    } else if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
-      console.error(`admin:create: ${error.message}\n${USAGE}`);
-      process.exitCode = 2;
-    } else {
-      console.error("admin:create failed:", error);
-      process.exitCode = 1;
-    }
+    if (error instanceof AdminCreateError) console.error(`admin:create: ${error.message}`);
+    else if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) console.error(`admin:create: ${error.message}\n${USAGE}`);
+    else throw error;
+    process.exitCode = 2;
+    return;
   }
+  await runCommand({
+    name: "admin:create",
+    prepare: (base) => {
+      const logger = createLogger(base.logLevel === "debug" ? "info" : base.logLevel);
+      return { config: ensureSecret(base, logger), logger };
+    },
+    run: ({ config, logger }, sql) => createAdmin(request, config, logger, sql),
+    explain: (error) =>
+      error instanceof AdminCreateError ? { message: error.message, exitCode: 2 } : error instanceof MigrationError ? { message: error.message, exitCode: 1 } : undefined,
+  });
 }
+
+// A function, not top-level await: the production bundle is CommonJS (package.json build), which has none.
+if (import.meta.main) void main(process.argv.slice(2));

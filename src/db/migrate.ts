@@ -23,10 +23,7 @@ export interface MigrationState {
 }
 
 export class MigrationError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "MigrationError";
-  }
+  override name = "MigrationError";
 }
 
 export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
@@ -132,40 +129,3 @@ export async function applyMigrations(sql: Sql, dir = MIGRATIONS_DIR): Promise<s
     return done;
   });
 }
-
-/** `bun src/db/migrate.ts [up|status]`: applies or lists the migrations; every failure sets the exit code. */
-async function main(): Promise<void> {
-  const { loadConfig, ConfigError } = await import("../config.ts");
-  const { openDatabase } = await import("./pool.ts");
-  const command = process.argv[2] ?? "up";
-  if (command !== "up" && command !== "status") {
-    console.error(`usage: bun run src/db/migrate.ts [up|status]`);
-    process.exit(2);
-  }
-  let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
-  try {
-    const config = loadConfig();
-    database = await openDatabase(config);
-    if (command === "status") {
-      const states = await migrationStatus(database.sql);
-      for (const state of states) {
-        const when = state.appliedAt ? state.appliedAt.toISOString() : "";
-        console.log(`${state.state.padEnd(8)} ${state.version}_${state.name}.sql ${when}`.trimEnd());
-      }
-      const pending = states.filter((state) => state.state === "pending").length;
-      console.log(`${states.length - pending} applied, ${pending} pending`);
-    } else {
-      const done = await applyMigrations(database.sql);
-      console.log(done.length ? `applied ${done.join(", ")}` : "schema is up to date");
-    }
-  } catch (error) {
-    if (error instanceof ConfigError || error instanceof MigrationError) console.error(`migrate: ${error.message}`);
-    else console.error("migrate:", error);
-    process.exitCode = 1;
-  } finally {
-    await database?.close();
-  }
-}
-
-// A function, not top-level await: the production bundle is CommonJS (package.json build), which has none.
-if (import.meta.main) void main();

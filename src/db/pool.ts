@@ -2,6 +2,7 @@
 // Kysely) and the app's own queries.
 import postgres from "postgres";
 import type { Config } from "../config.ts";
+import { withDeadline } from "../ops/deadline.ts";
 
 export type Sql = postgres.Sql;
 
@@ -79,18 +80,12 @@ export function createDatabaseProbe(url: string): DatabaseProbe {
  * busy pool, perhaps) from a failed one (refused, closed).
  */
 export async function checkDatabase(sql: Sql, timeoutMs = 1000): Promise<ProbeResult> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Error(`database did not answer within ${timeoutMs} ms`);
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timedOut), timeoutMs);
-  });
   try {
-    await Promise.race([sql`select 1`, timeout]);
+    await withDeadline(sql`select 1`, timeoutMs, () => timedOut);
     return { ok: true };
   } catch (error) {
     return { ok: false, reason: error instanceof Error ? error.message : String(error), timedOut: error === timedOut };
-  } finally {
-    clearTimeout(timer);
   }
 }
 

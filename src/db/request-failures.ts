@@ -67,6 +67,6 @@ export function noteRequestFailure(error: unknown): void {
 export function failureAnswer(status: number, errors: unknown[], lostDatabase: () => Response): Response | null {
   if (status < 400 || errors.length === 0) return null;
   if (errors.some(isDatabaseConnectionError)) return lostDatabase();
-  if (status >= 500 && errors.some(isUniqueViolation)) return errorResponse(409, "CONFLICT", "the request conflicts with a record that already exists");
+  if (status >= 500 && errors.some(isUniqueViolation)) return errorResponse("CONFLICT");
   return null;
 }

@@ -6,7 +6,7 @@ import { cors } from "@elysiajs/cors";
 import { getCookies } from "better-auth/cookies";
 import { Elysia } from "elysia";
 import type { Auth } from "../auth/better-auth.ts";
-import type { SocketInfo } from "./client-ip.ts";
+import type { SocketInfo } from "../ops/client-ip.ts";
 import type { Config } from "../config.ts";
 import { poolProbe, type DatabaseProbe, type Sql } from "../db/pool.ts";
 import { errorResponse } from "../errors.ts";
@@ -94,13 +94,13 @@ export function createApp({ config, auth, sql, probe = poolProbe(sql), logger, v
       if (length > MAX_BODY_BYTES) return payloadTooLarge();
     })
     .onError(async ({ code, error }) => {
-      if (code === "NOT_FOUND") return errorResponse(404, "NOT_FOUND", "no such route");
-      if (code === "PARSE") return errorResponse(400, "INVALID_BODY", "the request body could not be parsed");
-      if (code === "VALIDATION") return errorResponse(400, "VALIDATION_ERROR", "the request is not valid");
+      if (code === "NOT_FOUND") return errorResponse("NOT_FOUND");
+      if (code === "PARSE") return errorResponse("INVALID_BODY");
+      if (code === "VALIDATION") return errorResponse("VALIDATION_ERROR");
       const refused = await gate.unavailable(error);
       if (refused) return refused;
       logger.error("unhandled error", error);
-      return errorResponse(500, "INTERNAL_ERROR", "something went wrong; it has been logged");
+      return errorResponse("INTERNAL_ERROR");
     })
     .get("/health", health)
     .use(metricsRoute(config, metrics))
@@ -116,7 +116,7 @@ export function createApp({ config, auth, sql, probe = poolProbe(sql), logger, v
       { parse: "none" },
     )
     .all("/api/auth/*", ({ request, server }) => gate.whileDatabaseAnswers(() => toBetterAuth(request, server)), { parse: "none" })
-    .all("*", () => errorResponse(404, "NOT_FOUND", "no such route"));
+    .all("*", () => errorResponse("NOT_FOUND"));
   listening.app = app as unknown as NonNullable<typeof listening.app>;
   return app;
 }

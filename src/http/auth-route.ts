@@ -1,6 +1,6 @@
 // Forwards a request to Better Auth: guarded, cookies re-signed and filtered, the client IP set, and
 // Better Auth's answers normalised (empty 404s, its rate limiter's 429, 5xx from a database that went away).
-import { CLIENT_IP_HEADER, type Auth } from "../auth/better-auth.ts";
+import type { Auth } from "../auth/better-auth.ts";
 import { createAuthHandler } from "../auth/handler.ts";
 import type { Config } from "../config.ts";
 import { failureAnswer, runNotingFailures } from "../db/request-failures.ts";
@@ -12,7 +12,7 @@ import { rateLimitedResponse } from "../security/rate-limit.ts";
 import { currentSecret, previousSecrets } from "../security/secrets.ts";
 import { createCacheCookieFilter } from "../session/cache-trust.ts";
 import type { ChangeNotices } from "../session/change-notices.ts";
-import { clientIp } from "./client-ip.ts";
+import { CLIENT_IP_HEADER, clientIp } from "../ops/client-ip.ts";
 import { noDatabase, type DatabaseGate } from "./database-gate.ts";
 import { normaliseLinkResponse } from "./link-errors.ts";
 import { guardAuthRequest } from "./request-guard.ts";
@@ -45,7 +45,7 @@ export function createAuthRoute({ auth, config, notices, gate, resign, routeOf }
     if (request instanceof Response) return request;
     // A path that is no auth route is answered here: Better Auth would count it in the rate limiter
     // first, one `rate_limits` row per path anyone makes up.
-    if (routeOf(new URL(received.url).pathname) === UNMATCHED_ROUTE) return errorResponse(404, "NOT_FOUND", "no such route");
+    if (routeOf(new URL(received.url).pathname) === UNMATCHED_ROUTE) return errorResponse("NOT_FOUND");
     const ip = clientIp(received, server, config.trustProxy);
     if (ip) request.headers.set(CLIENT_IP_HEADER, ip);
     else request.headers.delete(CLIENT_IP_HEADER);
@@ -63,7 +63,7 @@ export function createAuthRoute({ auth, config, notices, gate, resign, routeOf }
     if (failed) return failed;
     // Better Auth answers an unknown endpoint (or a known one with the wrong method, or a disabled one
     // such as delete-user) with an empty 404.
-    if (response.status === 404 && !(await response.clone().text())) return errorResponse(404, "NOT_FOUND", "no such route");
+    if (response.status === 404 && !(await response.clone().text())) return errorResponse("NOT_FOUND");
     // Better Auth's rate limiter answers 429 with X-Retry-After and no code; other 429s (the two-factor
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);

@@ -1,6 +1,6 @@
 // The database gate: auth requests answer 503 (with Retry-After) when the database, or the rate-limit
 // store, does not answer, instead of hanging or failing with a 500.
-import { errorResponse } from "../errors.ts";
+import { errorResponse, type ErrorCode } from "../errors.ts";
 import type { InFlight } from "../ops/observe.ts";
 import type { Logger } from "../ops/log.ts";
 import { isDatabaseConnectionError } from "../db/request-failures.ts";
@@ -17,11 +17,11 @@ export const DATABASE_HUNG_PROBES = 2;
 // connection (a driver that never settles it) must not hold the request forever. 503 then.
 export const DATABASE_REQUEST_LIMIT_MS = 10_000;
 
-function serviceUnavailable(code: string, message: string): Response {
-  return errorResponse(503, code, message, { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) });
+function serviceUnavailable(code: ErrorCode): Response {
+  return errorResponse(code, { headers: { "retry-after": String(UNAVAILABLE_RETRY_AFTER_S) } });
 }
 
-export const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE", "the database does not answer; try again shortly");
+export const noDatabase = () => serviceUnavailable("DATABASE_UNAVAILABLE");
 
 export interface DatabaseGate {
   /** A 503 when the failure came from an unreachable database or rate-limit store, else null. */
@@ -45,7 +45,7 @@ export function createDatabaseGate(database: DatabaseHealth, inFlight: InFlight,
       logger.error(error.message);
       // The Postgres store failed although the probe now passes: the database is just back.
       if (error.store === "postgres") return noDatabase();
-      return serviceUnavailable("RATE_LIMIT_UNAVAILABLE", "the rate-limit store does not answer; try again shortly");
+      return serviceUnavailable("RATE_LIMIT_UNAVAILABLE");
     },
     async whileDatabaseAnswers(work) {
       // A probe that fails (refused, closed) proves the database away; a slow one only proves load,

@@ -1,5 +1,6 @@
 // Whether the database answers (one shared probe, a success reused briefly) and the /health answer built on it.
 import type { DatabaseProbe, ProbeResult } from "../db/pool.ts";
+import { JSON_CONTENT_TYPE } from "../errors.ts";
 import { securityHeadersFor } from "./security-headers.ts";
 
 // A successful database probe is reused this long, so a load balancer polling /health (or a load
@@ -42,7 +43,7 @@ export class DatabaseHealth {
 
 /** The GET /health handler: synchronous while the last probe is fresh (no promise, no JSON.stringify of an object). */
 export function createHealthRoute(database: DatabaseHealth, version: string): () => Response | Promise<Response> {
-  const JSON_TYPE = { "content-type": "application/json;charset=utf-8", ...securityHeadersFor("/health") };
+  const JSON_TYPE = { "content-type": JSON_CONTENT_TYPE, ...securityHeadersFor("/health") };
   const healthBody = (status: string, now: number) =>
     `{"status":"${status}","service":"auth-server","version":${JSON.stringify(version)},"timestamp":"${new Date(now).toISOString()}"`;
   // The healthy body changes only with the clock's millisecond; under a load balancer's (or a load

@@ -4,7 +4,7 @@
 // Better Auth mixes both (magic-link redirects to the auth server's own root on an API call, delete-user's
 // callback answers JSON to a browser) and an after-hook cannot fix it: a replaced error keeps its status.
 import type { Config } from "../config.ts";
-import { errorResponse } from "../errors.ts";
+import { ERRORS, relayedErrorResponse, type ErrorCode } from "../errors.ts";
 
 /** The link endpoints under /api/auth, with the query parameters that name where a browser returns. */
 const LINK_ENDPOINTS: Array<[RegExp, string[], number]> = [
@@ -14,13 +14,9 @@ const LINK_ENDPOINTS: Array<[RegExp, string[], number]> = [
   [/^\/api\/auth\/delete-user\/callback$/, ["callbackURL"], 404],
 ];
 
-const MESSAGES: Record<string, string> = {
-  INVALID_TOKEN: "This link is invalid, has expired or was already used; ask for a new one.",
-  TOKEN_EXPIRED: "This link has expired; ask for a new one.",
-  USER_NOT_FOUND: "The account of this link no longer exists.",
-  NEW_USER_SIGNUP_DISABLED: "There is no account for this address, and signing up by email link is turned off.",
-  FAILED_TO_GET_USER_INFO: "Sign in first, then open the link again.",
-};
+/** The codes a link endpoint redirects with, whose registry message explains them for a link. */
+const LINK_CODES: ErrorCode[] = ["INVALID_TOKEN", "TOKEN_EXPIRED", "USER_NOT_FOUND", "NEW_USER_SIGNUP_DISABLED", "FAILED_TO_GET_USER_INFO"];
+const MESSAGES: Record<string, string> = Object.fromEntries(LINK_CODES.map((code) => [code, ERRORS[code].message]));
 
 /** Codes that refuse the return address itself: never redirect there. */
 const UNTRUSTED_RETURN = /ORIGIN|CALLBACK|REDIRECT/;
@@ -54,7 +50,7 @@ export function normaliseLinkResponse(request: Request, response: Response, conf
     const error = URL.parse(location, config.baseUrl)?.searchParams.get("error");
     if (!error) return response; // success
     const code = error.toUpperCase();
-    if (!returnTo) return errorResponse(jsonStatus, code, MESSAGES[code] ?? "This link cannot be used.");
+    if (!returnTo) return relayedErrorResponse(jsonStatus, code, MESSAGES[code] ?? "This link cannot be used.");
     return code === error ? response : redirectWith(code);
   }
   if (response.status >= 400 && response.status < 500 && returnTo && response.headers.get("content-type")?.includes("json")) {

@@ -138,22 +138,22 @@ export async function guardAuthRequest(request: Request): Promise<Request | Resp
   try {
     text = utf8.decode(bytes);
   } catch {
-    return errorResponse(400, "INVALID_BODY", "the request body is not valid UTF-8");
+    return errorResponse("INVALID_BODY", { message: "the request body is not valid UTF-8" });
   }
   let body: unknown;
   if (json) {
     try {
       body = JSON.parse(text); // a RangeError (nesting beyond the parser's stack) lands here too
     } catch {
-      return errorResponse(400, "INVALID_JSON", "the request body is not valid JSON");
+      return errorResponse("INVALID_JSON");
     }
   } else {
     body = Object.fromEntries(new URLSearchParams(text));
   }
   const problem = fieldProblem(body);
-  return problem ? errorResponse(400, "VALIDATION_ERROR", problem) : forward();
+  return problem ? errorResponse("VALIDATION_ERROR", { message: problem }) : forward();
 }
 
 export function payloadTooLarge(): Response {
-  return errorResponse(413, "PAYLOAD_TOO_LARGE", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  return errorResponse("PAYLOAD_TOO_LARGE", { message: `request bodies are limited to ${MAX_BODY_BYTES} bytes` });
 }

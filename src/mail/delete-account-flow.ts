@@ -1,7 +1,8 @@
 // Account deletion by mail: the confirmation link (waited for: the signed-in user must know if it
 // failed), and a fresh session or the password before deletion starts.
 import type { BetterAuthOptions } from "better-auth";
-import { APIError, getSessionFromCtx } from "better-auth/api";
+import { getSessionFromCtx } from "better-auth/api";
+import { apiError } from "../errors.ts";
 import type { FlowContext, HookContext } from "./flow-context.ts";
 
 /** Better Auth's identifier prefix for deletion tokens in `verifications`; these are stored hashed. */
@@ -35,9 +36,6 @@ export async function requireFreshSessionToDelete(ctx: HookContext): Promise<voi
   const session = await getSessionFromCtx(ctx);
   if (!session) return; // the endpoint answers 401
   if (Date.now() - new Date(session.session.createdAt).getTime() >= freshAge * 1000) {
-    throw APIError.from("FORBIDDEN", {
-      code: "SESSION_NOT_FRESH",
-      message: "Sign in again or send your password to delete the account",
-    });
+    throw apiError("SESSION_NOT_FRESH");
   }
 }

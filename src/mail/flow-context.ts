@@ -14,6 +14,7 @@ export interface AuthHandle {
   deleteVerification(identifier: string): Promise<void>;
 }
 
+/** What a Better Auth before/after hook receives; the one spelling of it for every hook in src/ (mail sits lowest of them). */
 export type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /** Sends and waits; a relay failure refuses the request with 424 MAIL_NOT_SENT after `withdraw`. */
@@ -25,6 +26,8 @@ export interface FlowContext {
   sql: Sql;
   logger: Logger;
   auth: AuthHandle;
+  /** The role a new user is given (the admin plugin's default). */
+  defaultRole: string;
   sendOrRefuse: SendOrRefuse;
   /** The link with the site as its return address when the request named none (Better Auth puts "/"). */
   returningToSite(link: string, path?: string): string;

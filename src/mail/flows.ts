@@ -8,10 +8,10 @@
 // signed-in user's request (change email, delete account, resend verification) waits for the relay
 // (at most MAIL_SEND_TIMEOUT) and, if it fails, answers 424 MAIL_NOT_SENT and leaves no token behind.
 import { AsyncLocalStorage } from "node:async_hooks";
-import { APIError, createAuthMiddleware } from "better-auth/api";
+import { createAuthMiddleware, type APIError } from "better-auth/api";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
-import { errorResponse } from "../errors.ts";
+import { apiError, errorResponse } from "../errors.ts";
 import type { Logger } from "../ops/log.ts";
 import { deleteAccountOptions, DELETE_ACCOUNT_PREFIX, requireFreshSessionToDelete } from "./delete-account-flow.ts";
 import { returningToSite, type AuthHandle, type FlowContext, type HookContext, type SendOrRefuse } from "./flow-context.ts";
@@ -20,7 +20,7 @@ import { MailDeliveryError, type Mailer } from "./mailer.ts";
 import { noticeOfPasswordChange, passwordOptions, RESET_PASSWORD_PREFIX } from "./password-flow.ts";
 import { spendVerificationLink, verificationOptions } from "./verification-flow.ts";
 
-export type { AuthHandle } from "./flow-context.ts";
+export type { AuthHandle, HookContext } from "./flow-context.ts";
 export { SIGN_IN_RESEND_INTERVAL_SECONDS } from "./verification-flow.ts";
 
 export interface EmailFlowDependencies {
@@ -29,14 +29,14 @@ export interface EmailFlowDependencies {
   sql: Sql;
   logger: Logger;
   auth: AuthHandle;
+  /** The role a new user is given (the admin plugin's default), which a made-up sign-up answer shows too. */
+  defaultRole: string;
 }
-
-export const MAIL_NOT_SENT = "MAIL_NOT_SENT";
 
 /** The answer when the relay failed for a request whose user must know. Not a 5xx: nothing crashed. */
 export function mailNotSent(): APIError {
   // RFC 4918 11.4: 424, the request depended on another action (handing the mail to the relay) that failed.
-  return new APIError("FAILED_DEPENDENCY", { code: MAIL_NOT_SENT, message: "Could not send the email; please try again in a moment." });
+  return apiError("MAIL_NOT_SENT");
 }
 
 /** Per request: whether a mail its user must know about failed (set by sendOrRefuse). */
@@ -51,8 +51,7 @@ export async function answeringMailFailures(handle: () => Promise<Response>): Pr
   const outcome = { failed: false };
   const response = await mailOutcome.run(outcome, handle);
   if (!outcome.failed || !response.ok) return response;
-  const { body } = mailNotSent();
-  return errorResponse(424, MAIL_NOT_SENT, body!.message!);
+  return errorResponse("MAIL_NOT_SENT");
 }
 
 /**
@@ -74,7 +73,7 @@ export function mailSenderOrRefusal(mailer: Mailer, logger: Logger): SendOrRefus
 }
 
 /** The account mail flows as Better Auth options, plugins and hooks (one module per flow). */
-export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDependencies) {
+export function emailFlows({ config, mailer, sql, logger, auth, defaultRole }: EmailFlowDependencies) {
   const mail = config.mail;
   const flow: FlowContext = {
     mail,
@@ -82,6 +81,7 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
     sql,
     logger,
     auth,
+    defaultRole,
     sendOrRefuse: mailSenderOrRefusal(mailer, logger),
     returningToSite: (link, path) => returningToSite(mail.appUrl, link, path),
   };

@@ -13,6 +13,7 @@
 // Templates (subject, text and HTML parts) live in src/mail/templates.ts.
 import type { Transporter } from "nodemailer";
 import type { Config } from "../config.ts";
+import { withDeadline } from "../ops/deadline.ts";
 import type { Logger } from "../ops/log.ts";
 import { renderMail, type MailKind, type MailTemplateData } from "./templates.ts";
 
@@ -30,13 +31,14 @@ export interface Mailer {
 
 /** The relay refused the message, failed, or did not answer within the bound. Already logged. */
 export class MailDeliveryError extends Error {
+  override name = "MailDeliveryError";
+
   constructor(
     readonly kind: MailKind,
     readonly recipientDomain: string,
     reason: string,
   ) {
     super(`could not send the ${kind} email to a recipient at ${recipientDomain}: ${reason}`);
-    this.name = "MailDeliveryError";
   }
 }
 
@@ -96,26 +98,19 @@ export function createMailer(config: Pick<Config, "nodeEnv" | "mail">, logger: L
     }
     const started = performance.now();
     const abort = new AbortController();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(new Error(`the relay did not accept the message within ${timeoutMs} ms`));
-        abort.abort(); // frees the socket; the race above is already decided
-      }, timeoutMs);
-    });
     try {
-      await Promise.race([
+      await withDeadline(
         smtp(mail.smtpUrl).then((transport) => transport.sendMail({ from: mail.from, to, subject: content.subject, text: content.text, html: content.html, signal: abort.signal })),
-        timedOut,
-      ]);
+        timeoutMs,
+        () => new Error(`the relay did not accept the message within ${timeoutMs} ms`),
+        () => abort.abort(), // frees the socket; the wait is already decided
+      );
       logger.debug(`mail ${kind} sent to a recipient at ${domain} in ${Math.round(performance.now() - started)} ms`);
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const reason = redact(`${typeof code === "string" ? `${code}: ` : ""}${(error as Error).message ?? String(error)}`, secretsOf(data));
       logger.error(`mail ${kind} to a recipient at ${domain} failed after ${Math.round(performance.now() - started)} ms: ${reason}`);
       throw new MailDeliveryError(kind, domain, reason);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -2,7 +2,6 @@
 // to the owner of an address someone tried to sign up with again.
 import type { BetterAuthOptions } from "better-auth";
 import { isAPIError } from "better-auth/api";
-import { DEFAULT_PLATFORM_ROLE } from "../auth/plugins/admin.ts";
 import type { FlowContext, HookContext } from "./flow-context.ts";
 import type { Mailer } from "./mailer.ts";
 
@@ -10,7 +9,7 @@ import type { Mailer } from "./mailer.ts";
 export const RESET_PASSWORD_PREFIX = "reset-password:";
 
 /** Better Auth's `emailAndPassword` options that concern mail. */
-export function passwordOptions({ mail, mailer, auth, returningToSite }: FlowContext): Partial<NonNullable<BetterAuthOptions["emailAndPassword"]>> {
+export function passwordOptions({ mail, mailer, auth, defaultRole, returningToSite }: FlowContext): Partial<NonNullable<BetterAuthOptions["emailAndPassword"]>> {
   return {
     requireEmailVerification: mail.requireEmailVerification,
     // ASVS 2.5.x: a reset ends every session of the account.
@@ -33,7 +32,7 @@ export function passwordOptions({ mail, mailer, auth, returningToSite }: FlowCon
     onExistingUserSignUp: async ({ user }) => mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl }),
     // The made-up user of that answer has every field a new user's answer has: the admin plugin gives a new
     // user its role in a database hook, which the made-up one never passes (test/security/sign-up-enumeration.test.ts).
-    customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: DEFAULT_PLATFORM_ROLE, ...additionalFields, id }),
+    customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: defaultRole, ...additionalFields, id }),
     // ASVS 2.2.3: tell the user after a credential reset.
     onPasswordReset: async ({ user }) => mailer.queue("password-changed", user.email, { name: user.name, how: "reset" }),
   };

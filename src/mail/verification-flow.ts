@@ -1,9 +1,9 @@
 // Email verification: the link mailed on sign-up, on sign-in before verification (at most once a
 // minute) and on request, the change-of-address link, and each link verifying once.
 import type { BetterAuthOptions } from "better-auth";
-import { APIError } from "better-auth/api";
 import { decodeJwt, jwtVerify } from "jose";
 import type { Sql } from "../db/pool.ts";
+import { apiError } from "../errors.ts";
 import type { FlowContext, HookContext } from "./flow-context.ts";
 
 /** A verification mail resent on sign-in at most this often per user. */
@@ -41,7 +41,7 @@ export function verificationOptions({ mail, mailer, sql, logger, auth, sendOrRef
       if (typeof claims.email === "string") mailer.queue("email-change-requested", claims.email, { name: user.name, newEmail: user.email });
       return;
     }
-    if (!mail.flows.has("verification")) throw APIError.from("BAD_REQUEST", { code: "VERIFICATION_EMAIL_NOT_ENABLED", message: "Email verification is turned off" });
+    if (!mail.flows.has("verification")) throw apiError("VERIFICATION_EMAIL_NOT_ENABLED");
     const data = { name: user.name, url: link, expiresInSeconds: mail.verificationExpiresInSeconds };
     const path = request ? new URL(request.url).pathname : "";
     if (path.endsWith("/sign-in/email")) {
@@ -94,5 +94,5 @@ export async function spendVerificationLink(ctx: HookContext): Promise<void> {
     expiresAt,
   });
   // A JSON 401; src/http/link-errors.ts turns it into a redirect for a browser link.
-  if (!first) throw APIError.from("UNAUTHORIZED", { code: "INVALID_TOKEN", message: "This link was already used" });
+  if (!first) throw apiError("INVALID_TOKEN", "This link was already used");
 }

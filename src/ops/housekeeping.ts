@@ -132,33 +132,3 @@ export function scheduleHousekeeping(
     },
   };
 }
-
-/** `bun src/ops/housekeeping.ts` (`bun run cleanup`): one housekeeping pass; every failure sets the exit code. */
-async function main(): Promise<void> {
-  const { loadConfig, ConfigError } = await import("../config.ts");
-  const { openDatabase } = await import("../db/pool.ts");
-  let database: Awaited<ReturnType<typeof openDatabase>> | undefined;
-  try {
-    const config = loadConfig();
-    database = await openDatabase(config);
-    const result = await runHousekeeping(database.sql, {
-      auditRetentionSeconds: config.auditRetentionSeconds,
-      lockoutWindowSeconds: config.lockout.windowSeconds,
-    });
-    if (result.ran) {
-      const counts = Object.entries(result.deleted).map(([table, count]) => `${table} ${count}`).join(", ");
-      console.log(`cleanup: deleted ${counts} in ${result.milliseconds} ms`);
-    } else {
-      console.log(`cleanup: skipped, ${result.reason}`);
-    }
-  } catch (error) {
-    if (error instanceof ConfigError) console.error(`cleanup: ${error.message}`);
-    else console.error("cleanup:", error instanceof Error ? error.message : error);
-    process.exitCode = 1;
-  } finally {
-    await database?.close();
-  }
-}
-
-// A function, not top-level await: the production bundle is CommonJS (package.json build), which has none.
-if (import.meta.main) void main();

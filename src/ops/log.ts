@@ -79,9 +79,10 @@ function readableLine(json: string): string {
 
 // JSON lines go to stdout in batches: the lines of one turn of the event loop in one write, instead
 // of a write (a system call) per request line (bench/RESULTS.md). Whatever is pending when the process
-// exits is written then.
+// exits is written then, by an exit handler registered with the first line (not on import).
 let pendingLines: string[] = [];
 let flushScheduled = false;
+let flushOnExit = false;
 function flushLines(): void {
   flushScheduled = false;
   if (pendingLines.length === 0) return;
@@ -89,8 +90,11 @@ function flushLines(): void {
   pendingLines = [];
   process.stdout.write(text);
 }
-process.on("exit", flushLines);
 function writeJsonLine(line: string): void {
+  if (!flushOnExit) {
+    flushOnExit = true;
+    process.on("exit", flushLines);
+  }
   pendingLines.push(line);
   if (!flushScheduled) {
     flushScheduled = true;

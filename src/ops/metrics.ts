@@ -85,9 +85,9 @@ class HistogramFamily {
   }
 }
 
-/** "success", "failure" or "locked" (rate limited, ASVS 2.2.1) for a sign-in or sign-up answer. */
-function outcome(status: number): "success" | "failure" | "locked" {
-  if (status === 429) return "locked";
+/** "success", "failure" or "rate_limited" (429, ASVS 2.2.1) for a sign-in or sign-up answer. */
+function outcome(status: number): "success" | "failure" | "rate_limited" {
+  if (status === 429) return "rate_limited";
   return status >= 200 && status < 300 ? "success" : "failure";
 }
 
@@ -99,8 +99,8 @@ export function createMetrics(pool?: () => PoolStats, poolMax?: number): Metrics
     "Time from receiving a request to its response, by method, route template and status",
     LATENCY_BUCKETS,
   );
-  const signIns = new Family("auth_sign_in_total", "Sign-in attempts by result: success, failure (refused credentials or input), locked (rate limited)", "counter");
-  const signUps = new Family("auth_sign_up_total", "Sign-up attempts by result: success, failure, locked (rate limited)", "counter");
+  const signIns = new Family("auth_sign_in_total", "Sign-in attempts by result: success, failure (refused credentials or input), rate_limited (429)", "counter");
+  const signUps = new Family("auth_sign_up_total", "Sign-up attempts by result: success, failure, rate_limited (429)", "counter");
   const lockouts = new Family(
     "auth_account_lockouts_total",
     "Accounts locked after repeated failed sign-ins (their sign-ins then count as failures, answered like a wrong password)",
@@ -108,7 +108,7 @@ export function createMetrics(pool?: () => PoolStats, poolMax?: number): Metrics
   );
   const created = new Family("auth_sessions_created_total", "Sessions created", "counter");
   const revoked = new Family("auth_sessions_revoked_total", "Sessions ended through the server (sign-out, revocation, expiry noticed on use)", "counter");
-  for (const result of ["success", "failure", "locked"]) {
+  for (const result of ["success", "failure", "rate_limited"]) {
     signIns.add({ result }, 0);
     signUps.add({ result }, 0);
   }

@@ -3,7 +3,7 @@
 // The user id is learnt while the request runs (src/session/fast-path.ts, the Better Auth plugin in
 // src/auth/observer.ts) through an AsyncLocalStorage context, so no handler has to return it.
 import { AsyncLocalStorage } from "node:async_hooks";
-import { clientIp, type SocketInfo } from "../http/client-ip.ts";
+import { clientIp, type SocketInfo } from "./client-ip.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 

@@ -3,11 +3,12 @@
 // (never a password, token, cookie or secret): details hold only ids, reason classes and endpoint names.
 import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import type { ErrorCode } from "../errors.ts";
 import { decodeJwt } from "jose";
-import { CLIENT_IP_HEADER } from "../http/client-ip.ts";
+import { CLIENT_IP_HEADER } from "../ops/client-ip.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
-import { SERVER_BUSY } from "../auth/password.ts";
+import type { HookContext } from "../mail/flows.ts";
 
 export const AUTH_EVENT_TYPES = [
   "sign_up",
@@ -37,7 +38,7 @@ export interface AuthEvent {
 
 const USER_AGENT_MAX = 512;
 
-/** Who sent the request: the IP the app resolved (src/http/client-ip.ts) and the User-Agent. */
+/** Who sent the request: the IP the app resolved (src/ops/client-ip.ts) and the User-Agent. */
 export function requestOrigin(headers: Headers | undefined): Pick<AuthEvent, "ip" | "userAgent"> {
   return {
     ip: headers?.get(CLIENT_IP_HEADER) ?? null,
@@ -66,12 +67,6 @@ export function createAuditRecorder(sql: Sql, logger: Logger): AuditRecorder {
       logger.error(`audit: could not record ${type}`, error);
     }
   };
-}
-
-/** Deletes events older than the retention; the number deleted. */
-export async function pruneAuthEvents(sql: Sql, retentionSeconds: number): Promise<number> {
-  const deleted = await sql`delete from auth_events where occurred_at < now() - ${retentionSeconds} * interval '1 second'`;
-  return deleted.count;
 }
 
 /** Endpoints whose event needs to know, before they run, whose session sent them. */
@@ -111,7 +106,6 @@ export function markSignInFailure(request: Request, reason: string): void {
   failureReasons.set(request, reason);
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 const origin = (ctx: HookContext) => requestOrigin(ctx.headers ?? ctx.request?.headers);
 
 /**
@@ -137,8 +131,8 @@ function signInMethod(ctx: HookContext): string | null {
 /** Better Auth's error code of a failed endpoint, as a reason class for the trail. */
 function failureReason(error: { body?: { code?: unknown }; statusCode: number }): string {
   const code = typeof error.body?.code === "string" ? error.body.code : "";
-  if (code === "INVALID_EMAIL_OR_PASSWORD") return "invalid_credentials";
-  if (code === "EMAIL_NOT_VERIFIED") return "email_not_verified";
+  if (code === ("INVALID_EMAIL_OR_PASSWORD" satisfies ErrorCode)) return "invalid_credentials";
+  if (code === ("EMAIL_NOT_VERIFIED" satisfies ErrorCode)) return "email_not_verified";
   return error.statusCode < 500 ? "invalid_request" : "server_error";
 }
 
@@ -270,7 +264,7 @@ async function recordOutcome(sql: Sql, record: AuditRecorder, memory: RequestMem
   if (isSignIn(path) && subject) return;
   // A sign-in refused because the hash queue was full decided nothing about the credentials, and a
   // flood of them must stay cheap: no row.
-  if (isAPIError(returned) && returned.body?.code === SERVER_BUSY.code) return;
+  if (isAPIError(returned) && returned.body?.code === ("SERVER_BUSY" satisfies ErrorCode)) return;
   if (isSignIn(path) && failed && isAPIError(returned)) {
     const userId = await userIdByEmail(sql, (ctx.body as { email?: unknown } | undefined)?.email);
     const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);

@@ -9,11 +9,13 @@
 // on (the row of device '') does not keep the owner out, and guesses from the owner's browser lock only it.
 import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, isAPIError } from "better-auth/api";
+import type { ErrorCode } from "../errors.ts";
 import { markSignInFailure, requestOrigin, type AuditRecorder } from "./audit.ts";
 import type { LockoutPolicy } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Mailer } from "../mail/mailer.ts";
+import type { HookContext } from "../mail/flows.ts";
 
 export interface LockedAccount {
   id: string;
@@ -63,21 +65,6 @@ export async function recordFailedSignIn(sql: Sql, policy: LockoutPolicy, userId
   return { failedCount: row!.failed_count, lockedUntil: row!.newly_locked ? row!.locked_until : null };
 }
 
-/** Whether sign-in for `userId` is locked for `device` (by default: for clients without a device cookie). */
-export async function isLocked(sql: Sql, userId: string, device = UNTRUSTED_CLIENTS): Promise<boolean> {
-  const [row] = await sql`select 1 from account_lockouts where user_id = ${userId} and device = ${device} and locked_until > now()`;
-  return Boolean(row);
-}
-
-/** Deletes counters with nothing left to remember: no recent failure and no running lock. */
-export async function pruneLockouts(sql: Sql, policy: LockoutPolicy): Promise<number> {
-  const deleted = await sql`
-    delete from account_lockouts
-    where window_started_at < now() - ${policy.windowSeconds} * interval '1 second'
-      and (locked_until is null or locked_until < now())`;
-  return deleted.count;
-}
-
 export interface LockoutDependencies {
   sql: Sql;
   policy: LockoutPolicy;
@@ -87,7 +74,7 @@ export interface LockoutDependencies {
 }
 
 const SIGN_IN_EMAIL = "/sign-in/email";
-const INVALID_CREDENTIALS = "INVALID_EMAIL_OR_PASSWORD";
+const INVALID_CREDENTIALS: ErrorCode = "INVALID_EMAIL_OR_PASSWORD";
 
 
 /** The device a sign-in came from: the nonce of a valid device cookie and the account it names. */
@@ -105,7 +92,6 @@ async function issueDeviceCookie(ctx: HookContext, userId: string) {
   await ctx.setSignedCookie(cookie.name, `${userId}:${nonce}`, ctx.context.secret, cookie.attributes);
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /** The Better Auth plugin that counts failures, refuses locked accounts and resets on success. */
 export function accountLockout({ sql, policy, record, notify, logger }: LockoutDependencies): BetterAuthPlugin {

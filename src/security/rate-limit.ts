@@ -13,19 +13,18 @@ import { errorResponse } from "../errors.ts";
 
 export interface RateLimitStore extends BetterAuthRateLimitStorage {
   readonly kind: "postgres" | "redis";
-  /** Deletes counters whose window has ended (Redis expires its keys itself); the number removed. */
-  prune(): Promise<number>;
   close(): Promise<void>;
 }
 
 /** Thrown when the counters cannot be read: the request is refused with 503, not let through. */
 export class RateLimitStoreError extends Error {
+  override name = "RateLimitStoreError";
+
   constructor(
     readonly store: RateLimitStore["kind"],
     cause: unknown,
   ) {
     super(`rate-limit store (${store}) unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = "RateLimitStoreError";
   }
 }
 
@@ -107,10 +106,6 @@ export function createPostgresRateLimitStore(sql: Sql): RateLimitStore {
       if (row!.count <= rule.max) return { allowed: true, retryAfter: null };
       return { allowed: false, retryAfter: retryAfterSeconds(row!.retry_ms) };
     },
-    async prune() {
-      const deleted = await sql`delete from rate_limits where expires_at < now()`;
-      return deleted.count;
-    },
     async close() {},
   };
 }
@@ -126,10 +121,11 @@ if count == 1 or ttl < 0 then
 end
 return {count, ttl}`;
 
-export const REDIS_KEY_PREFIX = "auth-server:rate-limit:";
+/** The counters' keys in Redis, apart from the session storage's (src/session/redis-storage.ts), which a purge clears. */
+export const RATE_LIMIT_KEY_PREFIX = "auth-server:rate-limit:";
 
 /** Fixed windows in Redis: a counter per key that expires with its window. */
-export function createRedisRateLimitStore(url: string, prefix = REDIS_KEY_PREFIX): RateLimitStore {
+export function createRedisRateLimitStore(url: string, prefix = RATE_LIMIT_KEY_PREFIX): RateLimitStore {
   // No offline queue: while Redis is away a request fails at once (503) instead of waiting for it.
   const client = new RedisClient(url, { connectionTimeout: 2000, autoReconnect: true, maxRetries: 3, enableOfflineQueue: false });
   let connecting: Promise<void> | undefined;
@@ -151,9 +147,6 @@ export function createRedisRateLimitStore(url: string, prefix = REDIS_KEY_PREFIX
       if (count <= rule.max) return { allowed: true, retryAfter: null };
       return { allowed: false, retryAfter: retryAfterSeconds(ttlMs) };
     },
-    async prune() {
-      return 0;
-    },
     async close() {
       client.close();
     },
@@ -172,5 +165,5 @@ export function createRateLimitStore(config: Pick<Config, "redisUrl">, sql: Sql)
 export function rateLimitedResponse(limited: Response): Response {
   const seconds = Number(limited.headers.get("x-retry-after") ?? limited.headers.get("retry-after"));
   const retryAfter = Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : 60;
-  return errorResponse(429, "RATE_LIMITED", `too many requests; try again in ${retryAfter} s`, { "retry-after": String(retryAfter) });
+  return errorResponse("RATE_LIMITED", { message: `too many requests; try again in ${retryAfter} s`, headers: { "retry-after": String(retryAfter) } });
 }

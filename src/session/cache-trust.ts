@@ -4,10 +4,10 @@
 // get-session), so a revoked session's cached copy would still update the profile, list sessions or
 // create organizations. Before a request reaches Better Auth, a session_data cookie that the notices
 // do not vouch for is removed from it: Better Auth then reads the rows (and sets a fresh cookie).
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { parseCookies } from "better-call";
 import type { Auth } from "../auth/better-auth.ts";
 import type { ChangeNotices } from "./change-notices.ts";
+import { isCacheCookieSignedBy } from "./signed-cookie.ts";
 
 export interface CacheCookie {
   payload: { session: Record<string, unknown>; user: Record<string, unknown>; version?: string; updatedAt?: number };
@@ -27,9 +27,7 @@ export function readCacheCookie(value: string, secret: string, maxAgeSeconds: nu
   }
   const payload = cached?.session;
   if (!payload?.session || !payload.user || typeof cached.expiresAt !== "number" || typeof cached.signature !== "string") return null;
-  const expected = Buffer.from(createHmac("sha256", secret).update(JSON.stringify({ ...payload, expiresAt: cached.expiresAt })).digest("base64url"));
-  const sent = Buffer.from(cached.signature);
-  if (sent.length !== expected.length || !timingSafeEqual(sent, expected)) return null;
+  if (!isCacheCookieSignedBy(secret, JSON.stringify({ ...payload, expiresAt: cached.expiresAt }), cached.signature)) return null;
   // Better Auth writes updatedAt (Date.now()) into every copy; without it, the latest possible issue time.
   const issuedAt = typeof payload.updatedAt === "number" ? payload.updatedAt : cached.expiresAt - maxAgeSeconds * 1000;
   return { payload, expiresAt: cached.expiresAt, issuedAt };

@@ -1,12 +1,12 @@
 // The cookie cache, "compact" strategy as Better Auth 1.7 writes it (cookies/index.mjs
-// setCookieCache): base64url(JSON {session: payload, expiresAt, signature}), the signature an
-// unpadded base64url HMAC-SHA256 of JSON {...payload, expiresAt} under the secret. Read and written here.
-import { createHmac } from "node:crypto";
+// setCookieCache): base64url(JSON {session: payload, expiresAt, signature}), the signature over
+// JSON {...payload, expiresAt} (src/session/signed-cookie.ts). Read and written here.
 import { serializeCookie } from "better-call";
 import { readCacheCookie, trustedCopy } from "./cache-trust.ts";
 import type { ChangeNotices } from "./change-notices.ts";
 import { noteRequestUser } from "../ops/observe.ts";
 import type { SessionPair } from "./session-lookup.ts";
+import { cacheCookieSignature } from "./signed-cookie.ts";
 
 // Better Auth splits a cookie whose Set-Cookie line would pass this many bytes into chunks; the fast
 // path leaves those to it.
@@ -26,7 +26,6 @@ export interface CookieCache {
 }
 
 export function createCookieCache(sessionData: CookieSpec, secret: string, maxAge: number, notices: ChangeNotices): CookieCache {
-  const sign = (text: string) => createHmac("sha256", secret).update(text).digest("base64url");
   return {
     read(jar, token) {
       const value = jar.get(sessionData.name);
@@ -44,7 +43,7 @@ export function createCookieCache(sessionData: CookieSpec, secret: string, maxAg
     write(pair) {
       const payload = { session: pair.session, user: pair.user, updatedAt: Date.now(), version: "1" };
       const expiresAt = Date.now() + maxAge * 1000;
-      const signature = sign(JSON.stringify({ ...payload, expiresAt }));
+      const signature = cacheCookieSignature(secret, JSON.stringify({ ...payload, expiresAt }));
       const value = Buffer.from(JSON.stringify({ session: payload, expiresAt, signature })).toString("base64url");
       const line = serializeCookie(sessionData.name, value, { ...sessionData.attributes, maxAge } as never);
       return line.length > MAX_COOKIE_BYTES ? null : line;

@@ -31,6 +31,7 @@ export interface SessionFastPath {
   token(request: Request): Promise<Response | null>;
 }
 
+// Better Auth's own spelling of the JSON type, so that its answers and the fast path's carry the same header.
 const JSON_HEADERS = { "content-type": "application/json" };
 // Better Auth marks get-session answers uncacheable; so does the fast path.
 const SESSION_HEADERS = { ...JSON_HEADERS, "cache-control": "no-store", pragma: "no-cache" };

@@ -9,7 +9,8 @@
 // that is not the caller's, answers 404 SESSION_NOT_FOUND and revokes nothing.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { BetterAuthPlugin } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { apiError } from "../errors.ts";
 import type { Sql } from "../db/pool.ts";
 
 /** The handle list-sessions answers for the session whose token is `token`. */
@@ -17,11 +18,7 @@ export function sessionHandle(secret: string, sessionId: string, token: string):
   return `${sessionId}.${createHmac("sha256", secret).update(`session-handle:${token}`).digest("base64url")}`;
 }
 
-const notFound = () =>
-  APIError.from("NOT_FOUND", {
-    code: "SESSION_NOT_FOUND",
-    message: "no session of yours has this token; pass a session's token as list-sessions answers it",
-  });
+const notFound = () => apiError("SESSION_NOT_FOUND");
 
 export function sessionHandles(sql: Sql): BetterAuthPlugin {
   /** The session token `handle` names, with its user, or null when it names none (or a forged one). */

@@ -13,9 +13,10 @@
 //   a revoked session once the notice is forgotten.
 import { RedisClient } from "bun";
 import { NEVER_TRUSTED, type ChangeNotices } from "./change-notices.ts";
+import { withDeadline } from "../ops/deadline.ts";
 import type { Logger } from "../ops/log.ts";
 
-/** Every key this storage writes starts with this, so a purge touches nothing else (rate-limit counters have their own prefix). */
+/** Every key this storage writes starts with this, so a purge touches nothing else (the rate-limit counters have RATE_LIMIT_KEY_PREFIX, src/security/rate-limit.ts). */
 export const REDIS_KEY_PREFIX = "auth-server:secondary:";
 // A cache lookup that takes longer than this is slower than asking Postgres.
 const COMMAND_TIMEOUT_MS = 250;
@@ -25,17 +26,18 @@ const PURGE_BATCH = 500;
 // INCR, with the TTL set only when the counter is created (Better Auth's increment contract).
 const INCREMENT_SCRIPT = "local v = redis.call('INCR', KEYS[1]) if v == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return v";
 
-export type RedisState = "up" | "down";
+type RedisState = "up" | "down";
 
 export interface RedisSecondaryStorage {
   get(key: string): Promise<string | null>;
   getAndDelete(key: string): Promise<string | null>;
-  /** Atomic counter (Better Auth's secondary-storage rate limiter; this server keeps its counters in Postgres). */
+  /**
+   * Atomic counter (Better Auth's secondary-storage contract). The rate-limit counters never come here:
+   * src/security/rate-limit.ts keeps them in Postgres, or with REDIS_URL in Redis under their own prefix.
+   */
   increment(key: string, ttl: number): Promise<number>;
   set(key: string, value: string, ttl?: number): Promise<void>;
   delete(key: string): Promise<void>;
-  /** "up": reads and writes go to Redis; "down": reads miss (Postgres answers) until it recovers. */
-  state(): RedisState;
   close(): void;
 }
 
@@ -79,13 +81,8 @@ export function createRedisStorage(url: string, logger: Logger, { notices = NEVE
   let recovering: ReturnType<typeof setInterval> | undefined;
   let closed = false;
 
-  const bounded = <T>(work: Promise<T>, timeoutMs = COMMAND_TIMEOUT_MS): Promise<T> => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`redis did not answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-  };
+  const bounded = <T>(work: Promise<T>, timeoutMs = COMMAND_TIMEOUT_MS): Promise<T> =>
+    withDeadline(work, timeoutMs, () => new Error(`redis did not answer within ${timeoutMs} ms`));
 
   /** Deletes every key under the prefix (SCAN, then DEL in batches). */
   async function purge(): Promise<number> {
@@ -172,7 +169,6 @@ export function createRedisStorage(url: string, logger: Logger, { notices = NEVE
         markDown(error);
       }
     },
-    state: () => state,
     close() {
       closed = true;
       clearInterval(recovering);

@@ -1,6 +1,7 @@
 // Better Auth's signed cookie values, as better-call writes and reads them: `value "." base64(HMAC-SHA256(
-// secret, value))`, a 44-character signature ending in "=". One check for every place this server
-// verifies one (the session fast path, the secret-rotation keyring), safe on any input a client sends.
+// secret, value))`, a 44-character signature ending in "=", and the session cookie cache's signature.
+// One check for every place this server verifies one (the session fast path, the cookie cache filter,
+// the secret-rotation keyring), safe on any input a client sends.
 import { createHmac, timingSafeEqual } from "node:crypto";
 
 const SIGNATURE_LENGTH = 44; // base64 of a SHA-256 HMAC
@@ -25,7 +26,24 @@ export function splitSignedValue(signed: string): { value: string; signature: st
  * characters) is simply false.
  */
 export function isSignedBy(secret: string, value: string, signature: string): boolean {
-  const expected = Buffer.from(cookieSignature(secret, value));
-  const given = Buffer.from(signature);
-  return expected.length === given.length && timingSafeEqual(expected, given);
+  return sameBytes(cookieSignature(secret, value), signature);
+}
+
+/**
+ * The signature of a session_data cookie ("compact" strategy, as Better Auth 1.7 writes it in
+ * cookies/index.mjs setCookieCache): unpadded base64url HMAC-SHA256 of its JSON text under the secret.
+ */
+export function cacheCookieSignature(secret: string, text: string): string {
+  return createHmac("sha256", secret).update(text).digest("base64url");
+}
+
+/** Whether `secret` gave the session_data JSON `text` this `signature`, in constant time. */
+export function isCacheCookieSignedBy(secret: string, text: string, signature: string): boolean {
+  return sameBytes(cacheCookieSignature(secret, text), signature);
+}
+
+function sameBytes(expected: string, given: string): boolean {
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

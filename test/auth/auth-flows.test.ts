@@ -2,31 +2,12 @@
 // sign-in, sign-out, get-session, list-sessions, revoke-session, change-password, update-user, the
 // session lifetime and its sliding refresh, and the password length limits.
 import { describe, expect, test } from "bun:test";
-import {
-  countIdentityRows,
-  createTestApp,
-  listedHandle,
-  PASSWORD,
-  sessionCookieOf,
-  signUp,
-  uniqueEmail,
-  type TestApp,
-} from "../helpers.ts";
+import { countIdentityRows, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, uniqueEmail, type TestApp, expectError, post, signIn, attemptSignIn } from "../helpers.ts";
 
 const t = await createTestApp();
 const DAY = 86400;
 
 type SessionJson = { session: { id: string; token: string; userId: string; expiresAt: string }; user: { id: string; email: string; name: string } };
-
-const post = (app: Pick<TestApp, "request">, path: string, json: unknown, cookie?: string) =>
-  app.request(path, { method: "POST", json, headers: cookie ? { cookie } : {} });
-
-async function signIn(app: Pick<TestApp, "request">, email: string, password = PASSWORD) {
-  const response = await post(app, "/api/auth/sign-in/email", { email, password });
-  expect(response.status).toBe(200);
-  const body = (await response.clone().json()) as { token: string };
-  return { token: body.token, cookie: sessionCookieOf(response), response };
-}
 
 async function getSession(app: Pick<TestApp, "request">, cookie: string): Promise<SessionJson | null> {
   const response = await app.request("/api/auth/get-session", { headers: { cookie } });
@@ -87,8 +68,7 @@ describe("sign-up", () => {
     const { email } = await signUp(t);
     const before = await countIdentityRows(t.db.sql);
     const response = await post(t, "/api/auth/sign-up/email", { name: "Again", email, password: "another password" });
-    expect(response.status).toBe(422);
-    expect(((await response.json()) as { code: string }).code).toBe("USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
+    await expectError(response, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
     expect(response.headers.getSetCookie()).toEqual([]);
     expect(await countIdentityRows(t.db.sql)).toEqual(before);
   });
@@ -98,16 +78,14 @@ describe("password length", () => {
   test("a 7-character password answers 400 PASSWORD_TOO_SHORT and writes no user, account or session", async () => {
     const before = await countIdentityRows(t.db.sql);
     const response = await post(t, "/api/auth/sign-up/email", { name: "Short", email: uniqueEmail(), password: "1234567" });
-    expect(response.status).toBe(400);
-    expect(((await response.json()) as { code: string }).code).toBe("PASSWORD_TOO_SHORT");
+    await expectError(response, 400, "PASSWORD_TOO_SHORT");
     expect(await countIdentityRows(t.db.sql)).toEqual(before);
   });
 
   test("a 129-character password answers 400 PASSWORD_TOO_LONG and writes no user, account or session", async () => {
     const before = await countIdentityRows(t.db.sql);
     const response = await post(t, "/api/auth/sign-up/email", { name: "Long", email: uniqueEmail(), password: "p".repeat(129) });
-    expect(response.status).toBe(400);
-    expect(((await response.json()) as { code: string }).code).toBe("PASSWORD_TOO_LONG");
+    await expectError(response, 400, "PASSWORD_TOO_LONG");
     expect(await countIdentityRows(t.db.sql)).toEqual(before);
   });
 
@@ -123,11 +101,9 @@ describe("password length", () => {
     const attempt = (password: string) => post(strict, "/api/auth/sign-up/email", { name: "S", email: uniqueEmail(), password });
     const before = await countIdentityRows(strict.db.sql);
     const tooShort = await attempt("x".repeat(11));
-    expect(tooShort.status).toBe(400);
-    expect(((await tooShort.json()) as { code: string }).code).toBe("PASSWORD_TOO_SHORT");
+    await expectError(tooShort, 400, "PASSWORD_TOO_SHORT");
     const tooLong = await attempt("x".repeat(65));
-    expect(tooLong.status).toBe(400);
-    expect(((await tooLong.json()) as { code: string }).code).toBe("PASSWORD_TOO_LONG");
+    await expectError(tooLong, 400, "PASSWORD_TOO_LONG");
     expect(await countIdentityRows(strict.db.sql)).toEqual(before);
     expect((await attempt("x".repeat(12))).status).toBe(200);
     expect((await attempt("x".repeat(64))).status).toBe(200);
@@ -138,8 +114,7 @@ describe("password length", () => {
     const [before] = await t.db.sql`select password from accounts where user_id = ${userId}`;
     for (const [newPassword, code] of [["1234567", "PASSWORD_TOO_SHORT"], ["p".repeat(129), "PASSWORD_TOO_LONG"]] as const) {
       const response = await post(t, "/api/auth/change-password", { currentPassword: PASSWORD, newPassword }, cookie);
-      expect(response.status).toBe(400);
-      expect(((await response.json()) as { code: string }).code).toBe(code);
+      await expectError(response, 400, code);
     }
     const [after] = await t.db.sql`select password from accounts where user_id = ${userId}`;
     expect(after!.password).toBe(before!.password);
@@ -159,8 +134,7 @@ describe("sign-in", () => {
     const { email } = await signUp(t);
     const before = await countIdentityRows(t.db.sql);
     const response = await post(t, "/api/auth/sign-in/email", { email, password: "not the password" });
-    expect(response.status).toBe(401);
-    expect(((await response.json()) as { code: string }).code).toBe("INVALID_EMAIL_OR_PASSWORD");
+    await expectError(response, 401, "INVALID_EMAIL_OR_PASSWORD");
     expect(response.headers.getSetCookie()).toEqual([]);
     expect(await countIdentityRows(t.db.sql)).toEqual(before);
   });
@@ -254,8 +228,7 @@ describe("sessions", () => {
     const signed = decodeURIComponent(victim.cookie.slice(victim.cookie.indexOf("=") + 1));
     for (const token of [victim.token, victimList[0]!.token, signed, "made-up", "", `${victimList[0]!.token.split(".")[0]}.forged`]) {
       const response = await post(t, "/api/auth/revoke-session", { token }, attacker.cookie);
-      expect(response.status).toBe(404);
-      expect(((await response.json()) as { code: string }).code).toBe("SESSION_NOT_FOUND");
+      await expectError(response, 404, "SESSION_NOT_FOUND");
     }
     expect(await sessionTokensOf(t, victim.userId)).toEqual([victim.token]);
     expect((await getSession(t, victim.cookie))!.user.id).toBe(victim.userId);
@@ -284,7 +257,7 @@ describe("change-password", () => {
     const [after] = await t.db.sql`select password from accounts where user_id = ${userId}`;
     expect(after!.password).not.toBe(before!.password);
     await signIn(t, email, "a brand new passphrase");
-    const old = await post(t, "/api/auth/sign-in/email", { email, password: PASSWORD });
+    const old = await attemptSignIn(t, email);
     expect(old.status).toBe(401);
   });
 
@@ -320,8 +293,7 @@ describe("change-password", () => {
     const { cookie, userId } = await signUp(t);
     const [before] = await t.db.sql`select password from accounts where user_id = ${userId}`;
     const response = await post(t, "/api/auth/change-password", { currentPassword: "not my password", newPassword: "whatever it may be" }, cookie);
-    expect(response.status).toBe(400);
-    expect(((await response.json()) as { code: string }).code).toBe("INVALID_PASSWORD");
+    await expectError(response, 400, "INVALID_PASSWORD");
     const [after] = await t.db.sql`select password from accounts where user_id = ${userId}`;
     expect(after!.password).toBe(before!.password);
   });

@@ -13,7 +13,7 @@ import {
   SERVER_BUSY_RETRY_AFTER_S,
   STORM_COLLECTION_INTERVAL_MS,
 } from "../../src/auth/password.ts";
-import { PASSWORD, SITE_ORIGIN, startTestServer } from "../helpers.ts";
+import { PASSWORD, SITE_ORIGIN, startTestServer, post, expectError, attemptSignIn } from "../helpers.ts";
 
 describe("hash slots", () => {
   test("at most inFlight hashes run at once; every one of a burst within the queue completes", async () => {
@@ -91,19 +91,15 @@ describe("a flood larger than the queue, on a real server", async () => {
   const QUEUE = 2;
   const FLOOD = 60;
   const server = await startTestServer({ PASSWORD_HASH_QUEUE: String(QUEUE) });
-  const post = (path: string, body: unknown) =>
-    fetch(`${server.url}/api/auth${path}`, { method: "POST", headers: { "content-type": "application/json", origin: SITE_ORIGIN }, body: JSON.stringify(body) });
 
   /** Every answer is a 200 or a 503 SERVER_BUSY with Retry-After; some of each. */
   async function sortAnswers(responses: Response[]) {
     const ok: number[] = [];
     const busy: number[] = [];
     for (const [i, response] of responses.entries()) {
-      const body = (await response.json()) as { code?: string; message?: string };
       if (response.status === 200) ok.push(i);
       else {
-        expect({ status: response.status, code: body.code }).toEqual({ status: 503, code: SERVER_BUSY.code });
-        expect(body.message).toBe(SERVER_BUSY.message);
+        expect((await expectError(response, 503, SERVER_BUSY.code)).message).toBe(SERVER_BUSY.message);
         expect(response.headers.get("retry-after")).toBe(String(SERVER_BUSY_RETRY_AFTER_S));
         busy.push(i);
       }
@@ -116,10 +112,10 @@ describe("a flood larger than the queue, on a real server", async () => {
 
   test("sign-in: the overflow answers 503 with Retry-After, the rest sign in, and only they have a session and a sign_in row", async () => {
     const email = "flooded@example.test";
-    expect((await post("/sign-up/email", { name: "Flooded", email, password: PASSWORD })).status).toBe(200);
+    expect((await post(server, "/api/auth/sign-up/email", { name: "Flooded", email, password: PASSWORD })).status).toBe(200);
     const [user] = await server.db.sql<{ id: string }[]>`select id from users where email = ${email}`;
     const userId = user!.id;
-    const { ok } = await sortAnswers(await Promise.all(Array.from({ length: FLOOD }, () => post("/sign-in/email", { email, password: PASSWORD }))));
+    const { ok } = await sortAnswers(await Promise.all(Array.from({ length: FLOOD }, () => attemptSignIn(server, email))));
     const [sessions] = await server.db.sql<{ count: number }[]>`select count(*)::int as count from sessions where user_id = ${userId}`;
     expect(sessions!.count).toBe(ok.length + 1); // and the sign-up's
     const events = await server.db.sql<{ type: string; count: number }[]>`
@@ -131,12 +127,12 @@ describe("a flood larger than the queue, on a real server", async () => {
     const [lockout] = await server.db.sql`select 1 from account_lockouts where user_id = ${userId}`;
     expect(lockout).toBeUndefined();
     // Once the flood has passed, the next sign-in goes through.
-    expect((await post("/sign-in/email", { email, password: PASSWORD })).status).toBe(200);
+    expect((await attemptSignIn(server, email)).status).toBe(200);
   }, 60_000);
 
   test("sign-up: the overflow answers 503 with Retry-After and writes nothing; the rest are whole users", async () => {
     const emails = Array.from({ length: FLOOD }, (_, i) => `flood-${i}@example.test`);
-    const { ok, busy } = await sortAnswers(await Promise.all(emails.map((email) => post("/sign-up/email", { name: "Flood", email, password: PASSWORD }))));
+    const { ok, busy } = await sortAnswers(await Promise.all(emails.map((email) => post(server, "/api/auth/sign-up/email", { name: "Flood", email, password: PASSWORD }))));
     const rows = await server.db.sql<{ email: string; accounts: number; sessions: number }[]>`
       select u.email,
         (select count(*)::int from accounts a where a.user_id = u.id and a.provider_id = 'credential' and a.password like '$argon2id$%') as accounts,
@@ -145,6 +141,6 @@ describe("a flood larger than the queue, on a real server", async () => {
     expect(rows.map((row) => row.email).sort()).toEqual(ok.map((i) => emails[i]!).sort());
     for (const row of rows) expect({ email: row.email, accounts: row.accounts, sessions: row.sessions }).toEqual({ email: row.email, accounts: 1, sessions: 1 });
     // A refused address is free: signing up with it again now works.
-    expect((await post("/sign-up/email", { name: "Flood", email: emails[busy[0]!]!, password: PASSWORD })).status).toBe(200);
+    expect((await post(server, "/api/auth/sign-up/email", { name: "Flood", email: emails[busy[0]!]!, password: PASSWORD })).status).toBe(200);
   }, 60_000);
 });

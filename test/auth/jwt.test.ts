@@ -17,16 +17,7 @@ import { createAuth, ensureSigningKey } from "../../src/auth/better-auth.ts";
 import { createPool } from "../../src/db/pool.ts";
 import { startServer } from "../../src/index.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
-import {
-  createTestApp,
-  createTestDatabase,
-  onCleanup,
-  quietLogger,
-  signUp,
-  startTestServer,
-  testConfig,
-  type TestApp,
-} from "../helpers.ts";
+import { createTestApp, createTestDatabase, onCleanup, quietLogger, signUp, startTestServer, testConfig, type TestApp } from "../helpers.ts";
 
 const t = await createTestApp();
 
@@ -54,13 +45,7 @@ const encodeJson = (value: unknown) => Buffer.from(JSON.stringify(value)).toStri
 describe("token and keys", () => {
   test("GET /api/auth/token answers an RS256 JWT that verifies against the server's JWKS fetched over HTTP", async () => {
     const server = await startTestServer();
-    const signUpResponse = await fetch(`${server.url}/api/auth/sign-up/email`, {
-      method: "POST",
-      headers: { "content-type": "application/json", origin: "http://localhost:3000" },
-      body: JSON.stringify({ name: "Remote", email: `remote-${Date.now()}@example.test`, password: "correct horse battery" }),
-    });
-    expect(signUpResponse.status).toBe(200);
-    const cookie = signUpResponse.headers.getSetCookie()[0]!.split(";")[0]!;
+    const { cookie, userId } = await signUp(server);
     const tokenResponse = await fetch(`${server.url}/api/auth/token`, { headers: { cookie } });
     const { token } = (await tokenResponse.json()) as { token: string };
 
@@ -71,7 +56,7 @@ describe("token and keys", () => {
       algorithms: ["RS256"],
     });
     expect(protectedHeader.alg).toBe("RS256");
-    expect(payload.sub).toBe(((await signUpResponse.json()) as { user: { id: string } }).user.id);
+    expect(payload.sub).toBe(userId);
   });
 
   test("the header names RS256 and a kid that the JWKS publishes, and the JWKS holds no private key material", async () => {
@@ -249,13 +234,7 @@ describe("one signing key across instances", () => {
     expect(rows.length).toBe(1);
 
     const [a, b] = servers as [(typeof servers)[0], (typeof servers)[0]];
-    const signUpResponse = await fetch(`${a.url}/api/auth/sign-up/email`, {
-      method: "POST",
-      headers: { "content-type": "application/json", origin: "http://localhost:3000" },
-      body: JSON.stringify({ name: "Twin", email: `twin-${Date.now()}@example.test`, password: "correct horse battery" }),
-    });
-    expect(signUpResponse.status).toBe(200);
-    const cookie = signUpResponse.headers.getSetCookie()[0]!.split(";")[0]!;
+    const { cookie } = await signUp(a);
     const fromA = ((await (await fetch(`${a.url}/api/auth/token`, { headers: { cookie } })).json()) as { token: string }).token;
     const fromB = ((await (await fetch(`${b.url}/api/auth/token`, { headers: { cookie } })).json()) as { token: string }).token;
     expect(decodeProtectedHeader(fromA).kid).toBe(rows[0]!.id);

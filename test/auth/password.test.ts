@@ -3,7 +3,7 @@
 // replaced by argon2id at the next successful sign-in, while a wrong password leaves them as they were.
 import { describe, expect, test } from "bun:test";
 import { hashPassword as legacyScryptHash } from "better-auth/crypto";
-import { countIdentityRows, createTestApp, PASSWORD, sessionCookieOf, signUp } from "../helpers.ts";
+import { countIdentityRows, createTestApp, PASSWORD, sessionCookieOf, signUp, expectError, attemptSignIn } from "../helpers.ts";
 
 const t = await createTestApp();
 const ARGON2ID_PREFIX = "$argon2id$v=19$m=19456,t=2,p=1$";
@@ -16,7 +16,6 @@ async function storedHash(userId: string): Promise<string> {
   return row.password;
 }
 
-const signIn = (email: string, password: string) => t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password } });
 
 /** A user whose stored hash is Better Auth's legacy scrypt format, as in a database migrated from an older server. */
 async function legacyUser(password = PASSWORD) {
@@ -61,9 +60,9 @@ describe("hashes stored by Bun.password (the earlier hasher)", () => {
     const earlier = await Bun.password.hash(PASSWORD, { algorithm: "argon2id", memoryCost: 19456, timeCost: 2 });
     expect(earlier).toStartWith(ARGON2ID_PREFIX);
     await t.db.sql`update accounts set password = ${earlier} where user_id = ${userId} and provider_id = 'credential'`;
-    expect((await signIn(email, PASSWORD)).status).toBe(200);
+    expect((await attemptSignIn(t, email, PASSWORD)).status).toBe(200);
     expect(await storedHash(userId)).toBe(earlier);
-    expect((await signIn(email, "not the right password")).status).toBe(401);
+    expect((await attemptSignIn(t, email, "not the right password")).status).toBe(401);
     expect(await storedHash(userId)).toBe(earlier);
   });
 });
@@ -71,7 +70,7 @@ describe("hashes stored by Bun.password (the earlier hasher)", () => {
 describe("legacy scrypt hashes", () => {
   test("a user with a legacy scrypt hash signs in with the right password, and the hash becomes argon2id", async () => {
     const { email, userId, legacy } = await legacyUser();
-    const response = await signIn(email, PASSWORD);
+    const response = await attemptSignIn(t, email, PASSWORD);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { user: { id: string } }).user.id).toBe(userId);
     const upgraded = await storedHash(userId);
@@ -82,8 +81,8 @@ describe("legacy scrypt hashes", () => {
 
   test("after the upgrade the same password keeps signing in, and a session is issued each time", async () => {
     const { email, userId } = await legacyUser();
-    expect((await signIn(email, PASSWORD)).status).toBe(200);
-    const again = await signIn(email, PASSWORD);
+    expect((await attemptSignIn(t, email, PASSWORD)).status).toBe(200);
+    const again = await attemptSignIn(t, email, PASSWORD);
     expect(again.status).toBe(200);
     const cookie = sessionCookieOf(again);
     const session = (await (await t.request("/api/auth/get-session", { headers: { cookie } })).json()) as { user: { id: string } };
@@ -94,9 +93,8 @@ describe("legacy scrypt hashes", () => {
   test("a wrong password against a legacy scrypt hash answers 401, writes no session and leaves the hash unchanged", async () => {
     const { email, userId, legacy } = await legacyUser();
     const before = await countIdentityRows(t.db.sql);
-    const response = await signIn(email, "not the right password");
-    expect(response.status).toBe(401);
-    expect(((await response.json()) as { code: string }).code).toBe("INVALID_EMAIL_OR_PASSWORD");
+    const response = await attemptSignIn(t, email, "not the right password");
+    await expectError(response, 401, "INVALID_EMAIL_OR_PASSWORD");
     expect(await storedHash(userId)).toBe(legacy);
     expect(await countIdentityRows(t.db.sql)).toEqual(before);
   });
@@ -104,7 +102,7 @@ describe("legacy scrypt hashes", () => {
   test("the upgrade touches only the account that signed in, not another account with its own legacy hash", async () => {
     const first = await legacyUser();
     const second = await legacyUser();
-    expect((await signIn(first.email, PASSWORD)).status).toBe(200);
+    expect((await attemptSignIn(t, first.email, PASSWORD)).status).toBe(200);
     expect(await storedHash(first.userId)).toStartWith(ARGON2ID_PREFIX);
     expect(await storedHash(second.userId)).toBe(second.legacy);
   });
@@ -118,14 +116,14 @@ describe("legacy scrypt hashes", () => {
     });
     expect(response.status).toBe(200);
     expect(await storedHash(userId)).toStartWith(ARGON2ID_PREFIX);
-    expect((await signIn(email, "replaced after migration")).status).toBe(200);
+    expect((await attemptSignIn(t, email, "replaced after migration")).status).toBe(200);
   });
 
   test("a stored argon2 hash that cannot be read refuses the sign-in with 401, not a 500, and is left alone", async () => {
     const { email, userId } = await signUp(t);
     const broken = "$argon2id$v=19$m=19456,t=2,p=1$not-base64!$";
     await t.db.sql`update accounts set password = ${broken} where user_id = ${userId}`;
-    const response = await signIn(email, PASSWORD);
+    const response = await attemptSignIn(t, email, PASSWORD);
     expect(response.status).toBe(401);
     expect(await storedHash(userId)).toBe(broken);
   });
@@ -133,7 +131,7 @@ describe("legacy scrypt hashes", () => {
   test("a stored hash in an unknown format refuses the sign-in with 401 and is left alone", async () => {
     const { email, userId } = await signUp(t);
     await t.db.sql`update accounts set password = ${"plaintext-" + PASSWORD} where user_id = ${userId}`;
-    const response = await signIn(email, PASSWORD);
+    const response = await attemptSignIn(t, email, PASSWORD);
     expect(response.status).toBe(401);
     expect(await storedHash(userId)).toBe("plaintext-" + PASSWORD);
   });

@@ -3,7 +3,7 @@
 // rules on update-user, over HTTP and through Better Auth's own client.
 import { describe, expect, test } from "bun:test";
 import { EXPERIENCE_LEVELS, ORGANIZATION_MAX, PROFESSIONAL_ROLES, ROLE_OTHER_MAX } from "../../src/auth/profile.ts";
-import { countIdentityRows, createTestApp, createTestClient, inProcessFetch, PASSWORD, signUp, uniqueEmail } from "../helpers.ts";
+import { countIdentityRows, createTestApp, createTestClient, inProcessFetch, PASSWORD, signUp, uniqueEmail, expectError } from "../helpers.ts";
 
 const t = await createTestApp();
 
@@ -94,10 +94,7 @@ describe("sign-up", () => {
     test(`sign-up with ${described} answers 400 naming ${field} and writes no user or account`, async () => {
       const before = await countIdentityRows(t.db.sql);
       const response = await signUpWith({ ...companions, [field]: value });
-      expect(response.status).toBe(400);
-      expect(response.headers.get("content-type")).toContain("application/json");
-      const body = (await response.json()) as { code: string; message: string };
-      expect(typeof body.code).toBe("string");
+      const body = await expectError(response, 400, "VALIDATION_ERROR");
       expect(body.message).toContain(field);
       expect(response.headers.getSetCookie()).toEqual([]);
       expect(await countIdentityRows(t.db.sql)).toEqual(before);
@@ -155,8 +152,7 @@ describe("update-user", () => {
       const before = await profileRow(userId);
       const updatedBefore = await updatedAt(userId);
       const response = await updateUser(cookie, { ...companions, [field]: value });
-      expect(response.status).toBe(400);
-      const body = (await response.json()) as { code: string; message: string };
+      const body = await expectError(response, 400, "VALIDATION_ERROR");
       expect(body.message).toContain(field);
       expect(await profileRow(userId)).toEqual(before);
       expect(await updatedAt(userId)).toEqual(updatedBefore);

@@ -5,19 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { appendFileSync, chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  cleanUpAfterFile,
-  createProjectCopy,
-  createTempDir,
-  freePort,
-  onCleanup,
-  PASSWORD,
-  type ProjectProcess,
-  SITE_ORIGIN,
-  spawnProject,
-  uniqueEmail,
-  waitForHealth,
-} from "../helpers.ts";
+import { cleanUpAfterFile, createProjectCopy, createTempDir, freePort, onCleanup, PASSWORD, type ProjectProcess, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth, post, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -136,9 +124,6 @@ async def main():
 asyncio.run(main())
 `;
 
-const post = (url: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(`${url}${path}`, { method: "POST", headers: { origin: SITE_ORIGIN, "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-
 describe("the embedded database (bun run dev without DATABASE_URL)", () => {
   const email = uniqueEmail("embedded");
   let first: Awaited<ReturnType<typeof startDev>>;
@@ -165,7 +150,7 @@ describe("the embedded database (bun run dev without DATABASE_URL)", () => {
   test("sign-up and sign-in work over HTTP", async () => {
     const up = await post(first.url, "/api/auth/sign-up/email", { name: "Embedded", email, password: PASSWORD });
     expect(up.status).toBe(200);
-    const signIn = await post(first.url, "/api/auth/sign-in/email", { email, password: PASSWORD });
+    const signIn = await attemptSignIn(first.url, email);
     expect(signIn.status).toBe(200);
     cookie = signIn.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
     const session = await fetch(`${first.url}/api/auth/get-session`, { headers: { cookie, origin: SITE_ORIGIN } });
@@ -212,7 +197,7 @@ describe("the embedded database (bun run dev without DATABASE_URL)", () => {
         expect(second.child.output()).not.toContain("applied migrations");
         expect(second.child.output()).not.toContain("creating the embedded database cluster");
         expect(second.child.output()).not.toContain("created the first JWT signing key");
-        const signIn = await post(second.url, "/api/auth/sign-in/email", { email, password: PASSWORD });
+        const signIn = await attemptSignIn(second.url, email);
         expect(signIn.status).toBe(200);
         const session = await fetch(`${second.url}/api/auth/get-session`, { headers: { cookie, origin: SITE_ORIGIN } });
         expect(((await session.json()) as { user: { email: string } } | null)?.user.email).toBe(email);
@@ -240,7 +225,7 @@ describe("the embedded database (bun run dev without DATABASE_URL)", () => {
       try {
         expect(next.child.output()).toContain(`stopping the embedded database left running by an earlier run (pid ${orphan})`);
         expect(isAlive(orphan)).toBe(false);
-        const signIn = await post(next.url, "/api/auth/sign-in/email", { email, password: PASSWORD });
+        const signIn = await attemptSignIn(next.url, email);
         expect(signIn.status).toBe(200);
       } finally {
         expect(await stop(next.child)).toBe(0);
@@ -257,7 +242,7 @@ describe("the embedded database (bun run dev without DATABASE_URL)", () => {
       const next = await startDev();
       try {
         expect(next.child.output()).toContain(`removing the stale lock of the embedded database (pid ${process.pid} is another process now)`);
-        expect((await post(next.url, "/api/auth/sign-in/email", { email, password: PASSWORD })).status).toBe(200);
+        expect((await attemptSignIn(next.url, email)).status).toBe(200);
       } finally {
         expect(await stop(next.child)).toBe(0);
       }

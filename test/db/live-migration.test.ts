@@ -1,7 +1,7 @@
 // Several instances share one Postgres, so a migration lands while others serve: an added column or
 // index, or a changed column type, must not break the statements a running instance has prepared.
 import { describe, expect, test } from "bun:test";
-import { cleanUpAfterFile, createTestApp, PASSWORD, signUp } from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, PASSWORD, signUp, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -14,7 +14,7 @@ async function serve(email: string, cookie: string): Promise<number[]> {
     statuses.push((await t.request("/api/auth/get-session", { headers: { cookie } })).status);
     statuses.push((await t.request("/api/auth/token", { headers: { cookie } })).status);
     statuses.push((await t.request("/api/auth/list-sessions", { headers: { cookie } })).status);
-    statuses.push((await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } })).status);
+    statuses.push((await attemptSignIn(t, email)).status);
     statuses.push((await t.request("/api/auth/update-user", { method: "POST", headers: { cookie }, json: { organization: `Org ${round}` } })).status);
   }
   return statuses;

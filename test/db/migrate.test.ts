@@ -260,7 +260,7 @@ describe("the CLI", () => {
 
   test("an unknown command exits 2 with the usage", async () => {
     const db = await createTestDatabase("migrate_cli_usage");
-    const result = await run(["src/db/migrate.ts", "down"], cliEnv(db.url));
+    const result = await run(["src/cli/migrate.ts", "down"], cliEnv(db.url));
     expect(result.code).toBe(2);
     expect(result.output).toContain("usage:");
   });

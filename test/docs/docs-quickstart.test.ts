@@ -1,5 +1,6 @@
 // The docs run as written: the FastAPI README's quick start (its code blocks, extracted and run in order
-// against `bun run dev`) and the main README's React snippet (type-checked with tsc --strict).
+// against `bun run dev`), the curl lines of docs/sessions.md and the React snippet of docs/http-api.md
+// (type-checked with tsc --strict).
 import { describe, expect, test } from "bun:test";
 import { readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -30,8 +31,8 @@ describe("integrations/fastapi/README.md, Quick start", () => {
       const blocks = codeBlocks(readFileSync(join(PROJECT_DIR, "integrations/fastapi/README.md"), "utf8"), "## Quick start");
       expect(blocks.map((block) => block.language)).toEqual(["sh", "python", "sh", "sh"]);
       const [settings, app, server, calls] = blocks as [CodeBlock, CodeBlock, CodeBlock, CodeBlock];
-      // The main README's curl lines for scripts, run against the same server once Ada has signed up.
-      const [scripts] = codeBlocks(readFileSync(join(PROJECT_DIR, "README.md"), "utf8"), "### Scripts and curl");
+      // The curl lines for scripts (docs/sessions.md), run against the same server once Ada has signed up.
+      const [scripts] = codeBlocks(readFileSync(join(PROJECT_DIR, "docs/sessions.md"), "utf8"), "## Scripts and curl");
       expect(scripts!.language).toBe("sh");
 
       const dir = createProjectCopy("quickstart", ["integrations/fastapi/auth_server_fastapi.py"]);
@@ -79,7 +80,7 @@ describe("integrations/fastapi/README.md, Quick start", () => {
       expect(profile).toMatchObject({ email: "ada@example.com", role: "user", level: "beginner" });
       expect(typeof profile.id).toBe("string");
       expect(output).toContain('{"detail":{"code":"UNAUTHENTICATED","message":"sign in to use this route"}} 401');
-      // The README's script: signed in, its session read with the bearer token, then signed out.
+      // The docs' script: signed in, its session read with the bearer token, then signed out.
       const scriptOutput = output.split("--- scripts and curl\n")[1]!.split("--- after sign-out")[0]!;
       expect(scriptOutput).toContain('"email":"ada@example.com"');
       expect(scriptOutput).toContain('{"success":true}');
@@ -92,9 +93,9 @@ describe("integrations/fastapi/README.md, Quick start", () => {
   );
 });
 
-describe("README.md, From a browser on another origin", () => {
+describe("docs/http-api.md, From a browser on another origin", () => {
   test("the React snippet type-checks with tsc --strict", async () => {
-    const [snippet] = codeBlocks(readFileSync(join(PROJECT_DIR, "README.md"), "utf8"), "### From a browser on another origin");
+    const [snippet] = codeBlocks(readFileSync(join(PROJECT_DIR, "docs/http-api.md"), "utf8"), "## From a browser on another origin");
     expect(snippet!.language).toBe("ts");
     // The snippet's free variables are the form's values, declared as a page would have them.
     const dir = createTempDir("react-snippet");

@@ -13,7 +13,7 @@ import { symmetricEncrypt } from "better-auth/crypto";
 import fc from "fast-check";
 import { Secret, TOTP } from "otpauth";
 import { TOTP_DIGITS, TOTP_PERIOD_SECONDS } from "../../src/auth/plugins/two-factor.ts";
-import { cleanUpAfterFile, createTestApp, PASSWORD, signUp, SITE_ORIGIN, TEST_SECRET, uniqueEmail, type TestApp } from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, PASSWORD, signUp, SITE_ORIGIN, TEST_SECRET, uniqueEmail, type TestApp, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -64,7 +64,7 @@ function bodyOf(fields: Record<string, Shape>, encoding: Encoding): { body: stri
 
 const describeShape = (value: Shape) => (value === MISSING ? "missing" : JSON.stringify(value));
 
-async function post(t: TestApp, path: string, fields: Record<string, Shape>, encoding: Encoding, cookie: string) {
+async function postShaped(t: TestApp, path: string, fields: Record<string, Shape>, encoding: Encoding, cookie: string) {
   const body = bodyOf(fields, encoding);
   if (!body) return null;
   return t.request(path, { method: "POST", headers: { cookie, "content-type": body.type }, body: body.body });
@@ -121,7 +121,7 @@ describe("organization roles (src/auth/plugins/organization.ts): an instructor n
       fc.asyncProperty(organizationIds, managingRoles, ENCODINGS, async (organizationIdShape, role, encoding) => {
         const invite = async (asRole: Shape) => {
           const email = uniqueEmail("invitee");
-          const response = await post(t, "/api/auth/organization/invite-member", { email, role: asRole, organizationId: organizationIdShape }, encoding, instructor.cookie);
+          const response = await postShaped(t, "/api/auth/organization/invite-member", { email, role: asRole, organizationId: organizationIdShape }, encoding, instructor.cookie);
           const rows = await t.db.sql<{ role: string }[]>`select role from invitations where email = ${email}`;
           return response && { status: response.status, body: await response.text(), roles: rows.map((row) => row.role) };
         };
@@ -140,7 +140,7 @@ describe("organization roles (src/auth/plugins/organization.ts): an instructor n
   });
 });
 
-describe("delete-account freshness (src/mail/flows.ts): a stale session without the password is refused", () => {
+describe("delete-account freshness (src/mail/delete-account-flow.ts): a stale session without the password is refused", () => {
   test("whatever the shape of password and token, and the body's encoding", async () => {
     // Two days old: past the default freshAge (one day).
     const stale = await createUser(t, { sessionAgeHours: 48 });
@@ -153,7 +153,7 @@ describe("delete-account freshness (src/mail/flows.ts): a stale session without 
       fc.asyncProperty(passwords, tokens, ENCODINGS, async (password, token, encoding) => {
         if (password === PASSWORD && token !== MISSING) return; // Better Auth then checks the token, which is not a real one
         const before = await digest(["users", "verifications", "sessions"]);
-        const response = await post(t, "/api/auth/delete-user", { password, token }, encoding, stale.cookie);
+        const response = await postShaped(t, "/api/auth/delete-user", { password, token }, encoding, stale.cookie);
         if (!response) return;
         const acted = JSON.stringify(before) !== JSON.stringify(await digest(["users", "verifications", "sessions"]));
         const context = { password: describeShape(password), token: describeShape(token), encoding };
@@ -195,7 +195,7 @@ const tokenSpellings = fc.array(
   { minLength: 2, maxLength: 4 },
 );
 
-describe("link tokens (src/mail/flows.ts): a verification link verifies once, however it is spelled", () => {
+describe("link tokens (src/mail/verification-flow.ts): a verification link verifies once, however it is spelled", () => {
   const rotated = { BETTER_AUTH_SECRETS: "2:rotated-secret-0123456789-abcdefghijklmnop" };
   for (const [label, env] of [["with one secret", null], ["during a secret rotation (BETTER_AUTH_SECRETS)", rotated]] as const) {
     test(label, async () => {
@@ -221,7 +221,7 @@ describe("profile rules (src/auth/profile.ts, src/auth/better-auth.ts): roleOthe
     await fc.assert(
       fc.asyncProperty(starts, shapes("other"), shapes("Physicist"), ENCODINGS, async ([role, other], professionalRole, roleOther, encoding) => {
         await t.db.sql`update users set professional_role = ${role}, role_other = ${other} where id = ${user.id}`;
-        const response = await post(t, "/api/auth/update-user", { professionalRole, roleOther }, encoding, user.cookie);
+        const response = await postShaped(t, "/api/auth/update-user", { professionalRole, roleOther }, encoding, user.cookie);
         if (!response) return;
         const [row] = await t.db.sql<{ professional_role: string | null; role_other: string | null }[]>`select professional_role, role_other from users where id = ${user.id}`;
         const context = { professionalRole: describeShape(professionalRole), roleOther: describeShape(roleOther), encoding, start: [role, other] };
@@ -308,7 +308,7 @@ describe("two-factor (src/auth/plugins/two-factor.ts): a TOTP code verifies once
         const code = totp.generate();
         const results: Array<[string, number]> = [];
         for (const [spell, encoding] of attempts) {
-          const response = await post(t, "/api/auth/two-factor/verify-totp", { code: spell(code) }, encoding, user.cookie);
+          const response = await postShaped(t, "/api/auth/two-factor/verify-totp", { code: spell(code) }, encoding, user.cookie);
           if (response) results.push([`${describeShape(spell(code))} as ${encoding}`, response.status]);
         }
         expect({ results, accepted: results.filter(([, status]) => status === 200).length <= 1, errors: results.filter(([, status]) => status >= 500) }).toEqual({
@@ -370,7 +370,7 @@ describe("admin guards (src/auth/plugins/admin.ts): a revoked session mints no J
         const response = await app.request("/api/auth/sign-up/email", { method: "POST", json: { name: "Boss?", email, password: PASSWORD } });
         const cookie = response.headers.getSetCookie().find((line) => line.includes("session_token="))?.split(";")[0];
         // A session is created at sign-up, and again at every sign-in: either would promote.
-        await app.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+        await attemptSignIn(app, email);
         const roles = await app.db.sql<{ role: string | null }[]>`select role from users where email = ${email.toLowerCase().trim()}`;
         expect({ email, status: response.status < 500, admin: roles.some((row) => (row.role ?? "").includes("admin")), cookie: typeof cookie }).toEqual({
           email,
@@ -383,7 +383,7 @@ describe("admin guards (src/auth/plugins/admin.ts): a revoked session mints no J
     );
     // The control: the listed address itself, once verified, is promoted at its next sign-in.
     await app.db.sql`update users set email_verified = true where email = ${listed}`;
-    expect((await app.request("/api/auth/sign-in/email", { method: "POST", json: { email: listed, password: PASSWORD } })).status).toBe(200);
+    expect((await attemptSignIn(app, listed)).status).toBe(200);
     expect((await app.db.sql<{ role: string }[]>`select role from users where email = ${listed}`)[0]?.role).toBe("admin");
   });
 });

@@ -7,18 +7,7 @@ import { createAuth } from "../../src/auth/better-auth.ts";
 import type { Config } from "../../src/config.ts";
 import { createDatabaseProbe, createPool } from "../../src/db/pool.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
-import {
-  ADMIN_URL,
-  cleanUpAfterFile,
-  createTestApp,
-  createTestDatabase,
-  freePort,
-  onCleanup,
-  quietLogger,
-  SITE_ORIGIN,
-  startTestServer,
-  testConfig,
-} from "../helpers.ts";
+import { ADMIN_URL, cleanUpAfterFile, createTestApp, createTestDatabase, freePort, onCleanup, quietLogger, SITE_ORIGIN, startTestServer, testConfig, expectError } from "../helpers.ts";
 import { postgresProxy } from "../postgres-proxy.ts";
 
 cleanUpAfterFile();
@@ -75,8 +64,7 @@ describe("GET /health", () => {
     expect(body).toMatchObject({ status: "ok", service: "auth-server" });
     expect(Math.abs(Date.parse(body.timestamp!) - Date.now())).toBeLessThan(5000);
     const post = await fetch(`${server.url}/health`, { method: "POST" });
-    expect(post.status).toBe(404);
-    expect(((await post.json()) as { code: string }).code).toBe("NOT_FOUND");
+    await expectError(post, 404, "NOT_FOUND");
   });
 
   test("with the database refused it answers 503, status degraded and a reason, within 1.5 s", async () => {
@@ -154,8 +142,7 @@ describe("GET /health", () => {
       headers: { "content-type": "application/json", origin: SITE_ORIGIN },
       body: JSON.stringify({ email: "nobody@example.com", password: "long enough password" }),
     });
-    expect(signIn.status).toBe(503);
-    expect(((await signIn.json()) as { code: string }).code).toBe("DATABASE_UNAVAILABLE");
+    await expectError(signIn, 503, "DATABASE_UNAVAILABLE");
     expect(performance.now() - started).toBeLessThan(500);
   });
 
@@ -191,10 +178,6 @@ describe("unknown routes", () => {
     ["GET", "/api/auth/sign-in/email"],
   ])("%s %s answers a JSON 404 with code NOT_FOUND", async (method, path) => {
     const response = await t.request(path, { method });
-    expect(response.status).toBe(404);
-    expect(response.headers.get("content-type") ?? "(none)").toContain("application/json");
-    const body = (await response.json()) as { code: string; message: string };
-    expect(body.code).toBe("NOT_FOUND");
-    expect(typeof body.message).toBe("string");
+    await expectError(response, 404, "NOT_FOUND");
   });
 });

@@ -1,7 +1,7 @@
 // Change of email address over real mail: a verification link goes to the new address, the old one is
 // notified at once (ASVS 2.2.3), and the address changes only when the link is opened, once.
 import { describe, expect, test } from "bun:test";
-import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, uniqueEmail } from "../helpers.ts";
+import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, uniqueEmail, attemptSignIn } from "../helpers.ts";
 import { createMailTestApp, linkIn } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -41,7 +41,7 @@ describe("change-email", () => {
     expect(opened.headers.get("location")).toBe(`${SITE_ORIGIN}/account`);
     expect(await emailOf(userId)).toBe(newEmail);
     // The user signs in with the new address from now on.
-    const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email: newEmail, password: PASSWORD } });
+    const signIn = await attemptSignIn(t, newEmail);
     expect(signIn.status).toBe(200);
   });
 

@@ -1,7 +1,7 @@
 // Account deletion over real mail: the password or a fresh session, then an emailed confirmation link
 // opened while signed in; deleting removes the user's sessions and accounts (cascade) and nothing else.
 import { describe, expect, test } from "bun:test";
-import { cleanUpAfterFile, countIdentityRows, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp } from "../helpers.ts";
+import { cleanUpAfterFile, countIdentityRows, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, expectError, attemptSignIn } from "../helpers.ts";
 import { createMailTestApp, hashedIdentifier, linkIn } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -32,7 +32,7 @@ describe("delete-user", () => {
   test("with the password: a confirmation mail; its link, opened signed in, deletes the user, sessions and accounts and nothing else", async () => {
     const bystander = await member();
     const { email, userId, cookie } = await member();
-    await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } }); // a second session
+    await attemptSignIn(t, email); // a second session
     const before = await countIdentityRows(t.db.sql);
     expect(await rowsOf(userId)).toEqual({ users: 1, sessions: 2, accounts: 1 });
 
@@ -77,8 +77,7 @@ describe("delete-user", () => {
     const tokens = await deleteTokens();
 
     const refused = await deleteUser(cookie, {});
-    expect(refused.status).toBe(403);
-    expect(await refused.json()).toMatchObject({ code: "SESSION_NOT_FRESH" });
+    await expectError(refused, 403, "SESSION_NOT_FRESH");
     expect(await deleteTokens()).toBe(tokens);
 
     // The password makes up for the stale session.
@@ -121,8 +120,7 @@ describe("delete-user", () => {
     const { email, cookie } = await member();
     const tokens = await deleteTokens();
     const refused = await deleteUser(cookie, { password: "not my password" });
-    expect(refused.status).toBe(400);
-    expect(await refused.json()).toMatchObject({ code: "INVALID_PASSWORD" });
+    await expectError(refused, 400, "INVALID_PASSWORD");
     await Bun.sleep(300);
     expect(t.smtp.mailsTo(email)).toHaveLength(1);
     expect(await deleteTokens()).toBe(tokens);
@@ -151,8 +149,7 @@ describe("delete-user", () => {
     const api = new URL(link);
     api.searchParams.delete("callbackURL");
     const json = await t.request(api.toString(), { headers: { cookie } });
-    expect(json.status).toBe(404);
-    expect(await json.json()).toMatchObject({ code: "INVALID_TOKEN" });
+    await expectError(json, 404, "INVALID_TOKEN");
     expect((await rowsOf(userId)).users).toBe(1);
   });
 });

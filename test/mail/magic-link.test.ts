@@ -2,7 +2,7 @@
 // account is created on first use only with MAGIC_LINK_SIGN_UP=on, and the answer is the same for
 // known and unknown addresses either way.
 import { describe, expect, test } from "bun:test";
-import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, uniqueEmail, type TestApp } from "../helpers.ts";
+import { cleanUpAfterFile, createTestClient, inProcessFetch, PASSWORD, SITE_ORIGIN, signUp, uniqueEmail, type TestApp, expectError, attemptSignIn } from "../helpers.ts";
 import { createMailTestApp, linkIn } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -66,8 +66,7 @@ describe("an existing account", () => {
     const reused = await t.request(link, { redirect: "manual" });
     expect(reused.headers.get("location")).toBe(`${SITE_ORIGIN}/home?error=INVALID_TOKEN`);
     const api = await t.request(`/api/auth/magic-link/verify?token=${token}`);
-    expect(api.status).toBe(401);
-    expect(await api.json()).toMatchObject({ code: "INVALID_TOKEN" });
+    await expectError(api, 401, "INVALID_TOKEN");
     expect(await sessionsOf(t, userId)).toBe(sessions);
 
     await requestLink(t, email);
@@ -89,7 +88,7 @@ describe("an existing account", () => {
     expect(await sessionsOf(t, userId)).toBe(1);
     const [accounts] = await t.db.sql<{ n: number }[]>`select count(*)::int as n from accounts where user_id = ${userId}`;
     expect(accounts!.n).toBe(0);
-    const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    const signIn = await attemptSignIn(t, email);
     expect(signIn.status).toBe(401);
   });
 });

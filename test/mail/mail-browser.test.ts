@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import type { BrowserContext } from "playwright-core";
 import { buildSite, serveSite } from "../../examples/web/serve.ts";
 import { launchChromium } from "../chromium.ts";
-import { cleanUpAfterFile, createTempDir, freePort, onCleanup, PASSWORD, startTestServer, uniqueEmail } from "../helpers.ts";
+import { cleanUpAfterFile, createTempDir, freePort, onCleanup, PASSWORD, startTestServer, uniqueEmail, post } from "../helpers.ts";
 import { linkIn, startSmtpServer } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -18,8 +18,8 @@ const site = serveSite(await buildSite(AUTH_URL, createTempDir("web")), { port: 
 onCleanup(async () => site.stop(true));
 const SITE_URL = `http://localhost:${site.port}`;
 await startTestServer({ PORT: String(authPort), BETTER_AUTH_URL: AUTH_URL, CORS_ORIGINS: SITE_URL, SMTP_URL: smtp.url });
-const post = (path: string, json: unknown) =>
-  fetch(`${AUTH_URL}${path}`, { method: "POST", headers: { origin: SITE_URL, "content-type": "application/json" }, body: JSON.stringify(json) });
+/** The site's own pages call the auth server from SITE_URL. */
+const fromSite = { origin: SITE_URL };
 
 /** A fresh browser (no cookies) that opens `link` and reports where it landed and what the page says. */
 async function openInBrowser(link: string, context?: BrowserContext) {
@@ -34,7 +34,7 @@ async function openInBrowser(link: string, context?: BrowserContext) {
 describe("mailed links in a real browser", () => {
   test("the verification link lands on the site signed in; opened again it lands with ?error=INVALID_TOKEN, signed out", async () => {
     const email = uniqueEmail("browser-verify");
-    expect((await post("/api/auth/sign-up/email", { email, password: PASSWORD, name: "Ada" })).status).toBe(200);
+    expect((await post(AUTH_URL, "/api/auth/sign-up/email", { email, password: PASSWORD, name: "Ada" }, fromSite)).status).toBe(200);
     const link = linkIn(await smtp.waitForMail(email));
 
     const first = await openInBrowser(link);
@@ -49,10 +49,10 @@ describe("mailed links in a real browser", () => {
 
   test("a magic link signs a verified user in on the site", async () => {
     const email = uniqueEmail("browser-magic");
-    expect((await post("/api/auth/sign-up/email", { email, password: PASSWORD, name: "Ada" })).status).toBe(200);
+    expect((await post(AUTH_URL, "/api/auth/sign-up/email", { email, password: PASSWORD, name: "Ada" }, fromSite)).status).toBe(200);
     const verification = linkIn(await smtp.waitForMail(email));
     expect((await fetch(verification, { redirect: "manual" })).status).toBe(302);
-    expect((await post("/api/auth/sign-in/magic-link", { email, callbackURL: SITE_URL })).status).toBe(200);
+    expect((await post(AUTH_URL, "/api/auth/sign-in/magic-link", { email, callbackURL: SITE_URL }, fromSite)).status).toBe(200);
 
     const landed = await openInBrowser(linkIn(await smtp.waitForMail(email)));
     expect(landed.url.origin).toBe(SITE_URL);

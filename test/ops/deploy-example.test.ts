@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { applyMigrations } from "../../src/db/migrate.ts";
-import { buildBundle, cleanUpAfterFile, createTestDatabase, freePort, PASSWORD, PROJECT_DIR, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth } from "../helpers.ts";
+import { buildBundle, cleanUpAfterFile, createTestDatabase, freePort, PASSWORD, PROJECT_DIR, SITE_ORIGIN, spawnProject, uniqueEmail, waitForHealth, post } from "../helpers.ts";
 import { startSmtpServer } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -52,13 +52,11 @@ async function startBundle(label: string, env: (port: number) => Record<string, 
   const server = spawnProject(["bun", "run", "--silent", "start"], { DATABASE_URL: db.url, HOST: "127.0.0.1", PORT: String(port), ...env(port) });
   const url = `http://127.0.0.1:${port}`;
   await waitForHealth(url, server);
-  const post = (path: string, body: unknown) =>
-    fetch(`${url}${path}`, { method: "POST", headers: { origin: SITE_ORIGIN, "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { server, url, post };
+  return { server, url };
 }
 
 test("the production entry (`bun run build`, then `bun run start`, as the image runs it) starts on a migrated database and serves", async () => {
-  const { server, url, post } = await startBundle("bundle", () => ({
+  const { server, url } = await startBundle("bundle", () => ({
     NODE_ENV: "production",
     BETTER_AUTH_SECRET: generatedSecret,
     BETTER_AUTH_URL: "https://auth.bundle.test",
@@ -67,7 +65,7 @@ test("the production entry (`bun run build`, then `bun run start`, as the image 
     METRICS_TOKEN: "scrape-token-0123456789abcdef",
     LOG_LEVEL: "info",
   }));
-  const signUp = await post("/api/auth/sign-up/email", { name: "Bundle", email: uniqueEmail("bundle"), password: PASSWORD });
+  const signUp = await post(url, "/api/auth/sign-up/email", { name: "Bundle", email: uniqueEmail("bundle"), password: PASSWORD });
   expect(signUp.status).toBe(200);
   // The passkey plugin's WebAuthn library is left out of the bundle and loaded on first use from
   // node_modules beside it (package.json build, --external).
@@ -85,7 +83,7 @@ test("the production entry (`bun run build`, then `bun run start`, as the image 
 test("the production bundle sends mail: nodemailer, left out of the bundle, loads with the first message", async () => {
   const smtp = await startSmtpServer();
   // Development mode: production insists on STARTTLS, which the test relay does not offer.
-  const { server, post } = await startBundle("bundle_mail", (port) => ({
+  const { server, url } = await startBundle("bundle_mail", (port) => ({
     NODE_ENV: "development",
     BETTER_AUTH_SECRET: generatedSecret,
     BETTER_AUTH_URL: `http://127.0.0.1:${port}`,
@@ -95,8 +93,8 @@ test("the production bundle sends mail: nodemailer, left out of the bundle, load
     LOG_LEVEL: "error",
   }));
   const email = uniqueEmail("bundlemail");
-  expect((await post("/api/auth/sign-up/email", { name: "Bundle Mail", email, password: PASSWORD })).status).toBe(200);
-  expect((await post("/api/auth/request-password-reset", { email })).status).toBe(200);
+  expect((await post(url, "/api/auth/sign-up/email", { name: "Bundle Mail", email, password: PASSWORD })).status).toBe(200);
+  expect((await post(url, "/api/auth/request-password-reset", { email })).status).toBe(200);
   const mail = await smtp.waitForMail(email);
   expect(mail.from).toBe("auth@bundle.test");
   server.process.kill("SIGTERM");

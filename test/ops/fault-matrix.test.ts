@@ -263,7 +263,7 @@ const FAULTS: Fault[] = [
     heal: (world) => world.redis.start(),
   },
   {
-    // The change listener's connection killed again and again (README, "Revocation and cached copies"):
+    // The change listener's connection killed again and again (docs/sessions.md, "Revocation and cached copies"):
     // no cached copy is trusted, every session is read from Postgres, and nothing else changes.
     name: "change listener lost",
     answers: [],

@@ -2,7 +2,7 @@
 // middle of traffic, cut at a TCP proxy between the server and Postgres; and SIGTERM arrives while
 // requests are in flight. The server is its own process, so a crash would show as an exit.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanUpAfterFile, createTestDatabase, openRawPost, PASSWORD, SITE_ORIGIN, spawnServer, uniqueEmail } from "../helpers.ts";
+import { cleanUpAfterFile, createTestDatabase, openRawPost, PASSWORD, SITE_ORIGIN, spawnServer, uniqueEmail, post } from "../helpers.ts";
 import { postgresProxy } from "../postgres-proxy.ts";
 
 cleanUpAfterFile();
@@ -13,11 +13,7 @@ type Answer = { email: string; status: number; code: string | null; ms: number }
 const signUpOnce = async (url: string): Promise<Answer> => {
   const email = uniqueEmail("fault");
   const started = performance.now();
-  const response = await fetch(`${url}/api/auth/sign-up/email`, {
-    method: "POST",
-    headers: { "content-type": "application/json", origin: SITE_ORIGIN },
-    body: JSON.stringify({ name: "Fault", email, password: PASSWORD }),
-  });
+  const response = await post(url, "/api/auth/sign-up/email", { name: "Fault", email, password: PASSWORD });
   const body = (await response.json().catch(() => null)) as { code?: string } | null;
   return { email, status: response.status, code: body?.code ?? null, ms: performance.now() - started };
 };

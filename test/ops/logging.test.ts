@@ -2,7 +2,7 @@
 // line, not an ERROR printed by Better Auth's own console logger, and the answer is unchanged.
 import { afterEach, describe, expect, spyOn, test } from "bun:test";
 import { createLogger } from "../../src/ops/log.ts";
-import { cleanUpAfterFile, createTestApp, PASSWORD, signUp, uniqueEmail } from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, PASSWORD, signUp, uniqueEmail, expectError } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -21,8 +21,7 @@ describe("refused requests", () => {
     const { cookie } = await signUp(t);
     lines.length = 0;
     const response = await t.request("/api/auth/sign-out", { method: "POST", headers: { origin: "https://evil.example", cookie } });
-    expect(response.status).toBe(403);
-    expect(((await response.json()) as { code: string }).code).toBe("INVALID_ORIGIN");
+    await expectError(response, 403, "INVALID_ORIGIN");
     expect(betterAuthConsoleLines()).toEqual([]);
     expect(lines.some((line) => / DEBUG .*\[better-auth\] 403 INVALID_ORIGIN/.test(line))).toBe(true);
   });
@@ -31,8 +30,7 @@ describe("refused requests", () => {
     const email = uniqueEmail("log");
     await signUp(t, { email });
     const response = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `${PASSWORD}!` } });
-    expect(response.status).toBe(401);
-    expect(((await response.json()) as { code: string }).code).toBe("INVALID_EMAIL_OR_PASSWORD");
+    await expectError(response, 401, "INVALID_EMAIL_OR_PASSWORD");
     expect(lines.filter((line) => / ERROR /.test(line))).toEqual([]);
     expect(betterAuthConsoleLines()).toEqual([]);
   });

@@ -5,19 +5,7 @@ import { createLogger } from "../../src/ops/log.ts";
 import { pathOf } from "../../src/ops/observe.ts";
 import { trackPool } from "../../src/ops/pool-stats.ts";
 import { createPool } from "../../src/db/pool.ts";
-import {
-  cleanUpAfterFile,
-  createTestApp,
-  createTestDatabase,
-  metricSample,
-  PASSWORD,
-  SITE_ORIGIN,
-  sessionCookieOf,
-  signUp,
-  startTestServer,
-  TEST_SECRET,
-  uniqueEmail,
-} from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, createTestDatabase, metricSample, PASSWORD, SITE_ORIGIN, sessionCookieOf, signUp, startTestServer, TEST_SECRET, uniqueEmail, expectError, post, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -79,7 +67,7 @@ describe("structured request logs", () => {
     lines.length = 0;
     const { userId } = await signUp(t, { email });
     expect(requestLines().find((line) => line.route === "/api/auth/sign-up/email")!.userId).toBe(userId);
-    await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    await attemptSignIn(t, email);
     expect(requestLines().find((line) => line.route === "/api/auth/sign-in/email")!.userId).toBe(userId);
     await t.request("/api/auth/get-session");
     expect(requestLines().at(-1)!.userId).toBeNull();
@@ -108,7 +96,7 @@ describe("structured request logs", () => {
     lines.length = 0;
     const email = uniqueEmail("secret.person");
     const { cookie, token } = await signUp(t, { email });
-    const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    const signIn = await attemptSignIn(t, email);
     const signInCookie = sessionCookieOf(signIn);
     await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: `${PASSWORD}-wrong` } });
     await t.request("/api/auth/sign-up/email", { method: "POST", json: { name: "Dup", email, password: PASSWORD } });
@@ -198,7 +186,7 @@ describe("metrics", () => {
     const before = await metricsText();
     const email = uniqueEmail("count");
     const { cookie } = await signUp(t, { email });
-    await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    await attemptSignIn(t, email);
     await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: "wrong-password-1" } });
     await t.request("/api/auth/sign-up/email", { method: "POST", json: { name: "x", email, password: PASSWORD } });
     await t.request("/api/auth/sign-out", { method: "POST", headers: { cookie } });
@@ -212,17 +200,15 @@ describe("metrics", () => {
     expect(delta("auth_sessions_revoked_total")).toBe(1);
   });
 
-  test("sign-ins refused by the rate limiter count as locked", async () => {
+  test("sign-ins refused by the rate limiter count as rate_limited", async () => {
     const server = await startTestServer({ RATE_LIMIT: "on" });
-    const email = uniqueEmail("locked");
-    const post = (path: string, body: unknown) =>
-      fetch(`${server.url}${path}`, { method: "POST", headers: { origin: SITE_ORIGIN, "content-type": "application/json" }, body: JSON.stringify(body) });
-    await post("/api/auth/sign-up/email", { name: "L", email, password: PASSWORD });
+    const email = uniqueEmail("rate-limited");
+    await post(server, "/api/auth/sign-up/email", { name: "L", email, password: PASSWORD });
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) statuses.push((await post("/api/auth/sign-in/email", { email, password: "wrong-password-1" })).status);
+    for (let i = 0; i < 6; i++) statuses.push((await post(server, "/api/auth/sign-in/email", { email, password: "wrong-password-1" })).status);
     expect(statuses).toContain(429);
     const text = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metricSample(text, "auth_sign_in_total", { result: "locked" })).toBe(statuses.filter((s) => s === 429).length);
+    expect(metricSample(text, "auth_sign_in_total", { result: "rate_limited" })).toBe(statuses.filter((s) => s === 429).length);
     expect(metricSample(text, "auth_sign_in_total", { result: "failure" })).toBe(statuses.filter((s) => s === 401).length);
   });
 
@@ -281,8 +267,7 @@ describe("metrics", () => {
     const off = await createTestApp({ METRICS_TOKEN: "off" });
     for (const headers of [{}, { authorization: "Bearer off" }] as Record<string, string>[]) {
       const response = await off.request("/metrics", { headers });
-      expect(response.status).toBe(404);
-      expect(((await response.json()) as { code: string }).code).toBe("NOT_FOUND");
+      await expectError(response, 404, "NOT_FOUND");
     }
   });
 
@@ -290,9 +275,8 @@ describe("metrics", () => {
     const token = "metrics-token-0123456789abcdef";
     const guarded = await createTestApp({ METRICS_TOKEN: token });
     const none = await guarded.request("/metrics");
-    expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toContain("Bearer");
-    expect(((await none.json()) as { code: string }).code).toBe("UNAUTHORIZED");
+    await expectError(none, 401, "UNAUTHORIZED");
     expect((await guarded.request("/metrics", { headers: { authorization: "Bearer wrong-token-0123456789abcd" } })).status).toBe(401);
     const ok = await guarded.request("/metrics", { headers: { authorization: `Bearer ${token}` } });
     expect(ok.status).toBe(200);

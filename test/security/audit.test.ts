@@ -2,8 +2,8 @@
 // auth_events with who, when, from where and a reason class; ASVS 7.1.1 / 7.1.2: no row holds a
 // password, token, cookie or secret; old rows are pruned after AUDIT_RETENTION.
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { pruneAuthEvents } from "../../src/security/audit.ts";
-import { cleanUpAfterFile, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp } from "../helpers.ts";
+import { runHousekeeping } from "../../src/ops/housekeeping.ts";
+import { cleanUpAfterFile, createTestApp, listedHandle, PASSWORD, sessionCookieOf, signUp, TEST_SECRET, type TestApp, post, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 // Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
@@ -17,21 +17,20 @@ const events = (t: TestApp) => t.db.sql<EventRow[]>`select type, user_id, ip, us
 describe("auth_events", () => {
   test("records sign-up, sign-in, failures with their reason class, revocations, password change and sign-out, with IP and user agent, and nothing secret", async () => {
     const t = await createTestApp({ TRUST_PROXY: "on" });
-    const post = (path: string, json: unknown, cookie?: string) =>
-      t.request(`/api/auth${path}`, { method: "POST", headers: { ...CLIENT, ...(cookie ? { cookie } : {}) }, json });
+    const client = { request: (path: string, init: Parameters<TestApp["request"]>[1] = {}) => t.request(path, { ...init, headers: { ...CLIENT, ...init.headers } }) };
 
-    const { email, userId, token, cookie } = await signUp({ request: (path, init = {}) => t.request(path, { ...init, headers: { ...CLIENT, ...init.headers } }) });
-    const wrong = await post("/sign-in/email", { email, password: "a wrong password" });
+    const { email, userId, token, cookie } = await signUp(client);
+    const wrong = await post(client, "/api/auth/sign-in/email", { email, password: "a wrong password" });
     expect(wrong.status).toBe(401);
-    await post("/sign-in/email", { email: "nobody@example.test", password: "another wrong one" });
-    const second = await post("/sign-in/email", { email, password: PASSWORD });
+    await post(client, "/api/auth/sign-in/email", { email: "nobody@example.test", password: "another wrong one" });
+    const second = await attemptSignIn(client, email);
     const secondCookie = sessionCookieOf(second);
     const secondToken = ((await second.json()) as { token: string }).token;
-    await post("/revoke-other-sessions", {}, secondCookie);
+    await post(client, "/api/auth/revoke-other-sessions", {}, secondCookie);
     const newPassword = "a brand new passphrase";
-    const changed = await post("/change-password", { currentPassword: PASSWORD, newPassword }, secondCookie);
+    const changed = await post(client, "/api/auth/change-password", { currentPassword: PASSWORD, newPassword }, secondCookie);
     expect(changed.status).toBe(200);
-    expect((await post("/sign-out", {}, secondCookie)).status).toBe(200);
+    expect((await post(client, "/api/auth/sign-out", {}, secondCookie)).status).toBe(200);
 
     const rows = await events(t);
     expect(rows.map((row) => [row.type, row.user_id])).toEqual([
@@ -79,7 +78,8 @@ describe("auth_events", () => {
     const t = await createTestApp({ AUDIT_RETENTION: "90d" });
     await signUp(t);
     await t.db.sql`insert into auth_events (occurred_at, type) values (now() - interval '91 days', 'sign_in'), (now() - interval '89 days', 'sign_in')`;
-    expect(await pruneAuthEvents(t.db.sql, t.config.auditRetentionSeconds)).toBe(1);
+    const run = await runHousekeeping(t.db.sql, { auditRetentionSeconds: t.config.auditRetentionSeconds, lockoutWindowSeconds: t.config.lockout.windowSeconds });
+    expect(run.ran && run.deleted.auth_events).toBe(1);
     expect((await events(t)).length).toBe(2);
   });
 

@@ -7,7 +7,7 @@ import { parseEnvelope } from "better-auth/crypto";
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import { ensureSigningKey, SigningKeyError } from "../../src/auth/better-auth.ts";
 import { rotateSigningKey } from "../../src/security/signing-keys.ts";
-import { cleanUpAfterFile, createSecondInstance, createTestApp, PASSWORD, sessionCookieOf, signUp, spawnProject, TEST_SECRET, type TestApp } from "../helpers.ts";
+import { cleanUpAfterFile, createSecondInstance, createTestApp, PASSWORD, sessionCookieOf, signUp, spawnProject, TEST_SECRET, type TestApp, signIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 // Each test hashes passwords a dozen times or more; a loaded machine needs more than the default 5 s.
@@ -43,12 +43,6 @@ function signedWith(cookie: string, secret: string): boolean {
   return createHmac("sha256", secret).update(value.slice(0, dot)).digest("base64") === value.slice(dot + 1);
 }
 
-const signIn = async (instance: Instance, email: string) => {
-  const response = await instance.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
-  expect(response.status).toBe(200);
-  return sessionCookieOf(response);
-};
-
 describe("BETTER_AUTH_SECRETS rotation (ASVS 6.4.1)", () => {
   test("old cookies and old JWT keys keep working after each rotation, while new cookies and keys use the new secret", async () => {
     // Before: one secret (BETTER_AUTH_SECRET), a user, a cookie, a signing key encrypted with it.
@@ -63,7 +57,7 @@ describe("BETTER_AUTH_SECRETS rotation (ASVS 6.4.1)", () => {
     expect((await sessionOf(second, cookieA, "?disableCookieCache=true"))?.user.id).toBe(userId); // Better Auth's own path
     expect(await verifies(second, await tokenOf(second, cookieA))).toBe(true); // the old key still signs
     expect(await verifies(second, jwtA)).toBe(true);
-    const cookieB = await signIn(second, email);
+    const { cookie: cookieB } = await signIn(second, email);
     expect(signedWith(cookieB, SECRET_B)).toBe(true);
     expect(signedWith(cookieB, TEST_SECRET)).toBe(false);
 
@@ -81,7 +75,7 @@ describe("BETTER_AUTH_SECRETS rotation (ASVS 6.4.1)", () => {
     expect(await verifies(third, jwtA)).toBe(true);
     expect(await verifies(third, jwtB)).toBe(true);
     expect(await verifies(third, await tokenOf(third, cookieB))).toBe(true); // key v2 decrypts
-    expect(signedWith(await signIn(third, email), SECRET_C)).toBe(true);
+    expect(signedWith((await signIn(third, email)).cookie, SECRET_C)).toBe(true);
   });
 
   test("a cookie signed by a secret outside the keyring is refused, re-signed or not", async () => {

@@ -3,9 +3,9 @@
 // answered exactly as a new one (same status, same body shape, no session; the password is hashed anyway,
 // as for a new account) and the owner gets a mail instead, over real SMTP. Without it, sign-up signs the
 // new user in at once, and Better Auth answers a taken address 422 USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL
-// (README, "Account mail").
+// (docs/mail.md, "Sign-up and existing addresses").
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cleanUpAfterFile, PASSWORD, uniqueEmail, type TestApp } from "../helpers.ts";
+import { cleanUpAfterFile, PASSWORD, uniqueEmail, type TestApp, expectError } from "../helpers.ts";
 import { createMailTestApp, linkIn } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -80,8 +80,7 @@ describe("sign-up with REQUIRE_EMAIL_VERIFICATION off (the default)", () => {
     expect(created.status).toBe(200);
     expect(created.headers.getSetCookie().length).toBeGreaterThan(0);
     const taken = await signUp(t, owner, "Mallory", "another long password");
-    expect(taken.status).toBe(422);
-    expect(((await taken.json()) as { code: string }).code).toBe("USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
+    await expectError(taken, 422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
     await Bun.sleep(300);
     expect(t.smtp.mailsTo(owner).some((mail) => mail.subject.includes("tried to create"))).toBe(false);
   });

@@ -4,7 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { untilTrusting } from "../../src/session/change-notices.ts";
 import { createSessionFastPath } from "../../src/session/fast-path.ts";
-import { cleanUpAfterFile, createTestApp, PASSWORD, quietLogger, SITE_ORIGIN, signUp, uniqueEmail, type TestApp } from "../helpers.ts";
+import { cleanUpAfterFile, createTestApp, PASSWORD, quietLogger, SITE_ORIGIN, signUp, uniqueEmail, type TestApp, attemptSignIn } from "../helpers.ts";
 
 cleanUpAfterFile();
 
@@ -110,7 +110,7 @@ describe("get-session with the cookie cache", () => {
   test("a client keeping cookies (Better Auth's flow) gets the cache cookie at sign-in and is answered from it", async () => {
     const email = uniqueEmail("cachejar");
     await signUp(t, { email });
-    const signIn = await t.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
+    const signIn = await attemptSignIn(t, email);
     const jar = Object.values(setCookies(signIn)).map(pairOf).join("; ");
     expect(jar).toContain(`${DATA}=`);
     const fast = await fastPath.getSession(get(t, "/api/auth/get-session", jar));

@@ -7,18 +7,7 @@ import { RedisClient } from "bun";
 import { startServer, type RunningServer } from "../../src/index.ts";
 import { REDIS_KEY_PREFIX } from "../../src/session/redis-storage.ts";
 import { CLOCK_SKEW_MS } from "../../src/session/change-notices.ts";
-import {
-  cleanUpAfterFile,
-  createTestDatabase,
-  onCleanup,
-  PASSWORD,
-  quietLogger,
-  sessionCookieOf,
-  SITE_ORIGIN,
-  testConfig,
-  uniqueEmail,
-  type TestDatabase,
-} from "../helpers.ts";
+import { cleanUpAfterFile, createTestDatabase, onCleanup, PASSWORD, quietLogger, sessionCookieOf, SITE_ORIGIN, testConfig, uniqueEmail, type TestDatabase, post, signUp, attemptSignIn } from "../helpers.ts";
 import { redisServer } from "../redis-server.ts";
 
 cleanUpAfterFile();
@@ -35,21 +24,9 @@ async function instance(db: TestDatabase, redisUrl: string): Promise<RunningServ
   return running;
 }
 
-const post = (server: RunningServer, path: string, body: unknown, cookie?: string) =>
-  fetch(`${server.url}${path}`, {
-    method: "POST",
-    headers: { origin: SITE_ORIGIN, "content-type": "application/json", ...(cookie ? { cookie } : {}) },
-    body: JSON.stringify(body),
-  });
 const session = async (server: RunningServer, cookie: string) =>
   (await (await fetch(`${server.url}/api/auth/get-session`, { headers: { origin: SITE_ORIGIN, cookie } })).json()) as { session: { token: string } } | null;
 
-async function signUpOn(server: RunningServer) {
-  const response = await post(server, "/api/auth/sign-up/email", { name: "R", email: uniqueEmail("redis"), password: PASSWORD });
-  expect(response.status).toBe(200);
-  const body = (await response.json()) as { token: string; user: { id: string } };
-  return { cookie: sessionCookieOf(response), token: body.token, userId: body.user.id };
-}
 
 describe("with the shared Redis", () => {
   test("a session is kept in Redis and in Postgres; revoked on one instance, it is refused on another at once", async () => {
@@ -59,7 +36,7 @@ describe("with the shared Redis", () => {
     const redis = new RedisClient(SHARED_REDIS);
     onCleanup(async () => redis.close());
 
-    const { cookie, token } = await signUpOn(a);
+    const { cookie, token } = await signUp(a);
     expect(await redis.get(`${REDIS_KEY_PREFIX}${token}`)).toContain(token);
     expect((await db.sql`select 1 from sessions where token = ${token}`).length).toBe(1);
     expect((await session(b, cookie))!.session.token).toBe(token);
@@ -76,7 +53,7 @@ describe("with the shared Redis", () => {
     const b = await instance(db, SHARED_REDIS);
     const redis = new RedisClient(SHARED_REDIS);
     onCleanup(async () => redis.close());
-    const { cookie, token } = await signUpOn(a);
+    const { cookie, token } = await signUp(a);
     expect((await session(b, cookie))!.session.token).toBe(token);
     await db.sql`delete from sessions where token = ${token}`; // another writer: Redis is not told
     const from = Date.now();
@@ -93,7 +70,7 @@ describe("with the shared Redis", () => {
     const a = await instance(db, SHARED_REDIS);
     const redis = new RedisClient(SHARED_REDIS);
     onCleanup(async () => redis.close());
-    const { token } = await signUpOn(a);
+    const { token } = await signUp(a);
     const ttl = (await redis.send("TTL", [`${REDIS_KEY_PREFIX}${token}`])) as number;
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(300);
@@ -104,7 +81,7 @@ describe("with the shared Redis", () => {
     const a = await instance(db, SHARED_REDIS);
     const redis = new RedisClient(SHARED_REDIS);
     onCleanup(async () => redis.close());
-    const { cookie, token } = await signUpOn(a);
+    const { cookie, token } = await signUp(a);
     await redis.del(`${REDIS_KEY_PREFIX}${token}`);
     expect((await session(a, cookie))!.session.token).toBe(token);
   });
@@ -122,7 +99,7 @@ describe("when Redis fails", () => {
     const { url, child } = await ownRedis();
     const db = await createTestDatabase("redis_down");
     const server = await instance(db, url);
-    const { cookie, token } = await signUpOn(server);
+    const { cookie, token } = await signUp(server);
     expect((await session(server, cookie))!.session.token).toBe(token);
 
     child.kill("SIGKILL");
@@ -132,7 +109,7 @@ describe("when Redis fails", () => {
     expect((await session(server, cookie))!.session.token).toBe(token);
     const email = uniqueEmail("redis-down");
     expect((await post(server, "/api/auth/sign-up/email", { name: "D", email, password: PASSWORD })).status).toBe(200);
-    const signIn = await post(server, "/api/auth/sign-in/email", { email, password: PASSWORD });
+    const signIn = await attemptSignIn(server, email);
     expect(signIn.status).toBe(200);
     const second = sessionCookieOf(signIn);
     expect(await session(server, second)).not.toBeNull();
@@ -146,7 +123,7 @@ describe("when Redis fails", () => {
     const { url, child } = await ownRedis();
     const db = await createTestDatabase("redis_stale");
     const server = await instance(db, url);
-    const { cookie, token } = await signUpOn(server);
+    const { cookie, token } = await signUp(server);
     const inspect = new RedisClient(url);
     onCleanup(async () => inspect.close());
     expect(await inspect.get(`${REDIS_KEY_PREFIX}${token}`)).toContain(token);
@@ -167,7 +144,7 @@ describe("when Redis fails", () => {
     expect(await inspect.get(`${REDIS_KEY_PREFIX}${token}`)).toBeNull();
     expect(await session(server, cookie)).toBeNull();
     // And Redis is used again for new sessions.
-    const fresh = await signUpOn(server);
+    const fresh = await signUp(server);
     expect(await inspect.get(`${REDIS_KEY_PREFIX}${fresh.token}`)).toContain(fresh.token);
   });
 
@@ -178,7 +155,7 @@ describe("when Redis fails", () => {
       testConfig({ DATABASE_URL: db.url, PORT: "0", HOST: "127.0.0.1", REDIS_URL: url, SESSION_COOKIE_CACHE: "off" }),
       quietLogger,
     );
-    const { cookie, token } = await signUpOn(first);
+    const { cookie, token } = await signUp(first);
     const inspect = new RedisClient(url);
     onCleanup(async () => inspect.close());
     child.kill("SIGSTOP");

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { untilTrusting } from "../../src/session/change-notices.ts";
 import { createLogger } from "../../src/ops/log.ts";
-import { ADMIN_URL, cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, listedHandle, PASSWORD, sessionCookieOf, signUp, SITE_ORIGIN, type TestApp } from "../helpers.ts";
+import { ADMIN_URL, cleanUpAfterFile, createSecondInstance, createTestApp, createTestClient, inProcessFetch, listedHandle, PASSWORD, sessionCookieOf, signUp, SITE_ORIGIN, type TestApp, post, signIn, expectError } from "../helpers.ts";
 import { createMailTestApp, linkIn } from "../smtp.ts";
 
 cleanUpAfterFile();
@@ -25,14 +25,7 @@ beforeAll(async () => {
 }, 30_000);
 
 type App = Pick<TestApp, "request">;
-const post = (app: App, path: string, json: unknown, cookie: string) => app.request(path, { method: "POST", json, headers: { cookie } });
 const getSession = (app: App, cookie: string) => app.request("/api/auth/get-session", { headers: { cookie } });
-
-async function signIn(app: App, email: string) {
-  const response = await app.request("/api/auth/sign-in/email", { method: "POST", json: { email, password: PASSWORD } });
-  expect(response.status).toBe(200);
-  return { cookie: sessionCookieOf(response), token: ((await response.json()) as { token: string }).token };
-}
 
 /** `cookie` with the session_data copy `app` writes for it, checked to be answered from that copy. */
 async function withCachedCopy(app: App, cookie: string): Promise<string> {
@@ -179,8 +172,7 @@ describe("list-sessions and revoke-session", () => {
     const second = await a.request("/api/auth/sign-in/email", { method: "POST", json: { email: victim.email, password: PASSWORD } });
     const signed = second.headers.get("set-auth-token")!;
     const response = await post(a, "/api/auth/revoke-session", { token: signed }, victim.cookie);
-    expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({ code: "SESSION_NOT_FOUND", message: expect.any(String) });
+    await expectError(response, 404, "SESSION_NOT_FOUND");
     expect((await a.db.sql`select count(*)::int as n from sessions where user_id = ${victim.userId}`)[0]!.n).toBe(2);
   });
 });

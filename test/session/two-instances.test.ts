@@ -2,7 +2,7 @@
 // sessions, the JWKS, the per-IP rate limits and the account lockout (all state lives in Postgres).
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createLocalJWKSet, jwtVerify } from "jose";
-import { cleanUpAfterFile, createTestDatabase, PASSWORD, sessionCookieOf, SITE_ORIGIN, spawnServer, uniqueEmail, type TestDatabase } from "../helpers.ts";
+import { cleanUpAfterFile, createTestDatabase, PASSWORD, sessionCookieOf, SITE_ORIGIN, spawnServer, uniqueEmail, type TestDatabase, post } from "../helpers.ts";
 
 cleanUpAfterFile();
 setDefaultTimeout(60_000);
@@ -21,13 +21,10 @@ beforeAll(async () => {
   b = second.url;
 }, 60_000);
 
-const post = (base: string, path: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(`${base}/api/auth${path}`, { method: "POST", headers: { "content-type": "application/json", origin: SITE_ORIGIN, ...headers }, body: JSON.stringify(body) });
-
 describe("two instances on one database", () => {
   test("a session created on one is valid on the other, and both serve the same JWKS, which verifies JWTs from either", async () => {
     const email = uniqueEmail("two");
-    const signedUp = await post(a, "/sign-up/email", { name: "Two", email, password: PASSWORD }, { "x-forwarded-for": "192.0.2.1" });
+    const signedUp = await post(a, "/api/auth/sign-up/email", { name: "Two", email, password: PASSWORD }, { "x-forwarded-for": "192.0.2.1" });
     expect(signedUp.status).toBe(200);
     const cookie = sessionCookieOf(signedUp);
     const session = (await (await fetch(`${b}/api/auth/get-session`, { headers: { cookie } })).json()) as { user: { email: string } } | null;
@@ -47,22 +44,22 @@ describe("two instances on one database", () => {
   test("the per-IP sign-in budget is shared: 5 attempts spread over both, the 6th is refused by either", async () => {
     const answers: number[] = [];
     for (let i = 0; i < 6; i++) {
-      const response = await post(i % 2 ? b : a, "/sign-in/email", { email: uniqueEmail(), password: "wrong password" }, { "x-forwarded-for": "192.0.2.50" });
+      const response = await post(i % 2 ? b : a, "/api/auth/sign-in/email", { email: uniqueEmail(), password: "wrong password" }, { "x-forwarded-for": "192.0.2.50" });
       answers.push(response.status);
     }
     expect(answers).toEqual([401, 401, 401, 401, 401, 429]);
-    expect((await post(a, "/sign-in/email", { email: uniqueEmail(), password: "wrong password" }, { "x-forwarded-for": "192.0.2.50" })).status).toBe(429);
+    expect((await post(a, "/api/auth/sign-in/email", { email: uniqueEmail(), password: "wrong password" }, { "x-forwarded-for": "192.0.2.50" })).status).toBe(429);
   });
 
   test("the account lockout is shared: 10 failures spread over both instances and IPs lock the account on both", async () => {
     const email = uniqueEmail("lock");
-    expect((await post(a, "/sign-up/email", { name: "Lock", email, password: PASSWORD }, { "x-forwarded-for": "192.0.2.2" })).status).toBe(200);
+    expect((await post(a, "/api/auth/sign-up/email", { name: "Lock", email, password: PASSWORD }, { "x-forwarded-for": "192.0.2.2" })).status).toBe(200);
     for (let i = 0; i < 10; i++) {
-      const response = await post(i % 2 ? b : a, "/sign-in/email", { email, password: `wrong ${i}` }, { "x-forwarded-for": `198.18.0.${i + 1}` });
+      const response = await post(i % 2 ? b : a, "/api/auth/sign-in/email", { email, password: `wrong ${i}` }, { "x-forwarded-for": `198.18.0.${i + 1}` });
       expect(response.status).toBe(401);
     }
     for (const base of [a, b]) {
-      const response = await post(base, "/sign-in/email", { email, password: PASSWORD }, { "x-forwarded-for": "198.18.1.1" });
+      const response = await post(base, "/api/auth/sign-in/email", { email, password: PASSWORD }, { "x-forwarded-for": "198.18.1.1" });
       expect(response.status).toBe(401);
       expect(await response.json()).toEqual({ code: "INVALID_EMAIL_OR_PASSWORD", message: "Invalid email or password" });
     }
@@ -85,7 +82,7 @@ describe("two instances on one database", () => {
       }
     }
     async function signedUp() {
-      const response = await post(a, "/sign-up/email", { name: "Cached", email: uniqueEmail("cached"), password: PASSWORD }, { "x-forwarded-for": "192.0.2.9" });
+      const response = await post(a, "/api/auth/sign-up/email", { name: "Cached", email: uniqueEmail("cached"), password: PASSWORD }, { "x-forwarded-for": "192.0.2.9" });
       expect(response.status).toBe(200);
       const body = (await response.json()) as { token: string; user: { id: string } };
       return { cookie: sessionCookieOf(response), token: body.token, userId: body.user.id };

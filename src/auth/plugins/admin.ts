@@ -2,7 +2,8 @@
 // and search users, set roles, ban and unban, revoke sessions, impersonate, remove), ADMIN_EMAILS
 // promotion at sign-in, and an audit line for every impersonation.
 import type { BetterAuthPlugin } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { apiError } from "../../errors.ts";
 import { admin } from "better-auth/plugins";
 import { adminAc, defaultStatements } from "better-auth/plugins/admin/access";
 import { createAccessControl } from "better-auth/plugins/access";
@@ -18,7 +19,6 @@ export const platformRoles = {
   teacher: platformAc.newRole({ user: [], session: [] }),
   admin: adminAc,
 };
-export const PLATFORM_ROLES = Object.keys(platformRoles);
 export const DEFAULT_PLATFORM_ROLE = "user";
 /** How long an impersonation session lasts before the admin must start again. */
 export const IMPERSONATION_SECONDS = 60 * 60;
@@ -116,7 +116,7 @@ export function liveSessionForTokens(): BetterAuthPlugin {
             const cached = (ctx.headers?.get("cookie") ?? "").includes(ctx.context.authCookies.sessionData.name);
             if (!cached) return;
             const live = await getSessionFromCtx(ctx, { disableCookieCache: true }).catch(() => null);
-            if (!live) throw APIError.from("UNAUTHORIZED", { code: "UNAUTHORIZED", message: "Unauthorized" });
+            if (!live) throw apiError("UNAUTHORIZED");
           }),
         },
       ],

@@ -2,7 +2,8 @@
 // the organizations/members/invitations/teams/team_members tables, with the learning platform's
 // permissions as access-control statements. The active organization lives on the session.
 import type { BetterAuthPlugin } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
+import { apiError } from "../../errors.ts";
 import { setCookieCache } from "better-auth/cookies";
 import { organization } from "better-auth/plugins";
 import { createAccessControl } from "better-auth/plugins/access";
@@ -10,7 +11,7 @@ import { defaultStatements } from "better-auth/plugins/organization/access";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
 import type { Logger } from "../../ops/log.ts";
-import type { SendMail } from "./index.ts";
+import type { SendMail } from "../../mail/send-mail.ts";
 
 /**
  * What a member may do inside an organization. Better Auth's own statements (organization, member,
@@ -59,8 +60,6 @@ export const organizationRoles = {
   admin: organizationAc.newRole(everything),
   owner: organizationAc.newRole(everything),
 };
-export type OrganizationRole = keyof typeof organizationRoles;
-export const ORGANIZATION_ROLES = Object.keys(organizationRoles) as OrganizationRole[];
 /** Roles only an admin or owner may hand out. */
 const MANAGING_ROLES = new Set(["admin", "owner"]);
 
@@ -113,7 +112,7 @@ export function organizationPlugin(config: Config, sql: Sql, sendMail: SendMail 
       // member can still reject it).
       async beforeAcceptInvitation({ invitation, user }) {
         const [member] = await sql`select 1 from members where organization_id = ${invitation.organizationId} and user_id = ${user.id}`;
-        if (member) throw APIError.from("BAD_REQUEST", { code: "USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION", message: "User is already a member of this organization" });
+        if (member) throw apiError("USER_IS_ALREADY_A_MEMBER_OF_THIS_ORGANIZATION");
       },
     },
     async sendInvitationEmail({ id, email, role, organization: org, inviter, invitation }) {
@@ -165,7 +164,7 @@ export function invitationRoleGuard(sql: Sql): BetterAuthPlugin {
               select role from members where organization_id = ${organizationId} and user_id = ${session.user.id}`;
             if (!member) return; // not a member: Better Auth answers
             if (member.role.split(",").some((role) => MANAGING_ROLES.has(role.trim()))) return;
-            throw APIError.from("FORBIDDEN", { code: "ROLE_NOT_ALLOWED", message: "Only an admin or owner may invite admins and owners" });
+            throw apiError("ROLE_NOT_ALLOWED");
           }),
         },
       ],

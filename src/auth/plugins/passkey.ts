@@ -2,7 +2,8 @@
 // `passkeys` table. The relying party is the site (PASSKEY_RP_ID), its pages are PASSKEY_ORIGINS.
 import { passkey } from "@better-auth/passkey";
 import type { BetterAuthPlugin } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { apiError } from "../../errors.ts";
 import type { Config } from "../../config.ts";
 
 export const passkeySchema = {
@@ -61,7 +62,7 @@ export function passkeyOwnership(): BetterAuthPlugin {
                 { field: "userId", value: session.user.id },
               ],
             });
-            if (!owned) throw APIError.from("NOT_FOUND", { code: "PASSKEY_NOT_FOUND", message: "Passkey not found" });
+            if (!owned) throw apiError("PASSKEY_NOT_FOUND");
           }),
         },
       ],

@@ -2,13 +2,15 @@
 // for 30 days, email codes when mail is configured) on the `two_factors` table, plus the rule the
 // plugin lacks: a TOTP code is accepted once (RFC 6238 5.2, ASVS 2.8.4).
 import type { BetterAuthPlugin } from "better-auth";
-import { APIError, createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { createAuthMiddleware, getSessionFromCtx } from "better-auth/api";
+import { apiError } from "../../errors.ts";
 import { symmetricDecrypt } from "better-auth/crypto";
 import { twoFactor } from "better-auth/plugins";
 import { Secret, TOTP } from "otpauth";
 import type { Config } from "../../config.ts";
 import type { Sql } from "../../db/pool.ts";
-import type { SendMail } from "./index.ts";
+import type { SendMail } from "../../mail/send-mail.ts";
+import type { HookContext } from "../../mail/flows.ts";
 
 // RFC 6238 4: the plugin's defaults, fixed here so the replay guard computes the same steps.
 export const TOTP_PERIOD_SECONDS = 30;
@@ -117,7 +119,7 @@ export function twoFactorRules(sql: Sql): BetterAuthPlugin {
               where user_id = ${userId} and (last_totp_step is null or last_totp_step < ${step})
               returning id`;
             if (claimed.length === 0) {
-              throw APIError.from("UNAUTHORIZED", { code: "TOTP_CODE_ALREADY_USED", message: "This code has already been used; wait for the next one" });
+              throw apiError("TOTP_CODE_ALREADY_USED");
             }
           }),
         },
@@ -126,7 +128,6 @@ export function twoFactorRules(sql: Sql): BetterAuthPlugin {
   };
 }
 
-type HookContext = Parameters<Parameters<typeof createAuthMiddleware>[0]>[0];
 
 /**
  * The user a TOTP code is for: the signed-in user, or the one half-way through a two-factor sign-in.
