@@ -69,7 +69,6 @@ export function createAuditRecorder(sql: Sql, logger: Logger): AuditRecorder {
   };
 }
 
-
 /** Endpoints whose event needs to know, before they run, whose session sent them. */
 const SESSION_PATHS: Record<string, AuthEventType> = {
   "/sign-out": "sign_out",
@@ -79,22 +78,21 @@ const SESSION_PATHS: Record<string, AuthEventType> = {
   "/change-password": "password_changed",
 };
 const isAdminPath = (path: string) => path.startsWith("/admin/");
-const isSignIn = (path: string) =>
-  path.startsWith("/sign-in/") || path.startsWith("/callback/") || path.startsWith("/two-factor/verify-") || path === "/magic-link/verify";
+const SIGN_IN_PREFIXES = ["/sign-in/", "/callback/", "/two-factor/verify-"];
+/** The first of `prefixes` that `path` starts with. */
+function prefixOf(prefixes: readonly string[], path: string): string | undefined {
+  for (let i = 0; i < prefixes.length; i++) if (path.startsWith(prefixes[i]!)) return prefixes[i];
+  return undefined;
+}
+const isSignIn = (path: string) => path === "/magic-link/verify" || prefixOf(SIGN_IN_PREFIXES, path) !== undefined;
 /**
  * Endpoints whose event is what they changed, not what they were asked: delete-user only mails a
  * confirmation link (the callback deletes), two-factor/enable turns 2FA on only after a first valid
  * code (verify-totp), and verify-email answers success and failure alike with a redirect. For these the
  * subject's row is read before and after, and the difference is the event.
  */
-const isStatePath = (path: string) =>
-  path === "/verify-email" ||
-  path === "/delete-user" ||
-  path === "/delete-user/callback" ||
-  path === "/admin/remove-user" ||
-  path === "/two-factor/enable" ||
-  path === "/two-factor/disable" ||
-  path.startsWith("/two-factor/verify-");
+const STATE_PATHS = new Set(["/verify-email", "/delete-user", "/delete-user/callback", "/admin/remove-user", "/two-factor/enable", "/two-factor/disable"]);
+const isStatePath = (path: string) => STATE_PATHS.has(path) || path.startsWith("/two-factor/verify-");
 
 interface UserState {
   email: string;
@@ -108,6 +106,7 @@ export function markSignInFailure(request: Request, reason: string): void {
   failureReasons.set(request, reason);
 }
 
+const origin = (ctx: HookContext) => requestOrigin(ctx.headers ?? ctx.request?.headers);
 
 /**
  * Whether an endpoint refused the request. Better Auth answers some outcomes with a redirect (an
@@ -137,39 +136,148 @@ function failureReason(error: { body?: { code?: unknown }; statusCode: number })
   return error.statusCode < 500 ? "invalid_request" : "server_error";
 }
 
+/** What the hooks learn of a request before its endpoint runs, for the event after it. */
+interface RequestMemory {
+  /** Whose session (or reset token) a request carried, read before the endpoint can delete it. */
+  actors: WeakMap<Request, string | null>;
+  /** Whom an admin stops impersonating (stop-impersonating names no user in its body). */
+  impersonated: WeakMap<Request, string>;
+  /** The user a state path acts on, and their row before it ran (null: no such user). */
+  subjects: WeakMap<Request, { userId: string; before: UserState | null }>;
+  /** When a provider callback or a magic link started: a user created after that was signed up by it. */
+  started: WeakMap<Request, number>;
+}
+
+/** A request its endpoint carried out, and how to record an event of it. */
+interface Outcome {
+  ctx: HookContext;
+  memory: RequestMemory;
+  actor: string | null;
+  newUserId: string | null;
+  event(type: AuthEventType, userId: string | null, details?: AuthEvent["details"]): Promise<void>;
+}
+type EventOf = (outcome: Outcome) => Promise<void> | void;
+
+const signUp: EventOf = ({ newUserId, event }) => (newUserId ? event("sign_up", newUserId) : undefined);
+const signIn: EventOf = async ({ ctx, memory, newUserId, event }) => {
+  if (!newUserId) return;
+  // A provider's first sign-in, or a magic link for a new address, creates the user: a sign-up too.
+  const begun = ctx.request ? memory.started.get(ctx.request) : undefined;
+  const createdAt = ctx.context.newSession?.user.createdAt;
+  if (begun !== undefined && createdAt && new Date(createdAt).getTime() >= begun) {
+    await event("sign_up", newUserId, { method: signInMethod(ctx) });
+  }
+  await event("sign_in", newUserId, { method: signInMethod(ctx) });
+};
+const sessionEvent: EventOf = ({ ctx, actor, event }) => {
+  const path = ctx.path!;
+  const details = path.startsWith("/revoke-") ? { scope: path.slice("/revoke-".length) } : undefined;
+  return event(SESSION_PATHS[path]!, actor, details);
+};
+const adminAction: EventOf = ({ ctx, memory, actor, event }) => {
+  const body = (ctx.body as { userId?: unknown } | undefined)?.userId;
+  const target = typeof body === "string" ? body : ctx.request ? memory.impersonated.get(ctx.request) ?? null : null;
+  return event("admin_action", actor, { action: ctx.path!.slice("/admin/".length), targetUserId: target });
+};
+const passwordReset: EventOf = ({ actor, event }) => event("password_reset", actor);
+
+/** The event an endpoint records when it carried out its request: by exact path, then by prefix. */
+const EVENT_BY_PATH = new Map<string, EventOf>([
+  ["/sign-up/email", signUp],
+  ["/magic-link/verify", signIn],
+  ["/reset-password", passwordReset],
+  ...Object.keys(SESSION_PATHS).map((path): [string, EventOf] => [path, sessionEvent]),
+]);
+const EVENT_BY_PREFIX = new Map<string, EventOf>([...SIGN_IN_PREFIXES.map((prefix): [string, EventOf] => [prefix, signIn]), ["/admin/", adminAction]]);
+const EVENT_PREFIXES = [...EVENT_BY_PREFIX.keys()];
+const eventOf = (path: string) => EVENT_BY_PATH.get(path) ?? EVENT_BY_PREFIX.get(prefixOf(EVENT_PREFIXES, path) ?? "");
+
+async function stateOf(sql: Sql, userId: string): Promise<UserState | null> {
+  const [row] = await sql<UserState[]>`
+    select email, email_verified as "emailVerified", two_factor_enabled as "twoFactorEnabled" from users where id = ${userId}`;
+  return row ?? null;
+}
+
+async function userIdByEmail(sql: Sql, email: unknown): Promise<string | null> {
+  if (typeof email !== "string") return null;
+  const [row] = await sql<{ id: string }[]>`select id from users where email = ${email.toLowerCase()}`;
+  return row?.id ?? null;
+}
+
+/** The user a verify-email link is for: the user id it is bound to, or its address. */
+async function verifyEmailSubject(sql: Sql, token: unknown): Promise<string | null> {
+  if (typeof token !== "string") return null;
+  try {
+    const claims = decodeJwt(token) as { email?: unknown; userId?: unknown };
+    return typeof claims.userId === "string" ? claims.userId : await userIdByEmail(sql, claims.email);
+  } catch {
+    return null; // not a JWT: Better Auth refuses it, nothing changes
+  }
+}
+
+/** Before the endpoint: who sent the request, and the state of the user it acts on. */
+async function rememberActor(sql: Sql, memory: RequestMemory, ctx: HookContext): Promise<void> {
+  if (!ctx.request) return;
+  if (ctx.path === "/reset-password") {
+    const token = (ctx.body as { token?: unknown } | undefined)?.token ?? ctx.query?.token;
+    if (typeof token !== "string") return;
+    // Through Better Auth's adapter: reset tokens are stored under a hashed identifier.
+    const row = await ctx.context.internalAdapter.findVerificationValue(`reset-password:${token}`);
+    memory.actors.set(ctx.request, row?.value ?? null);
+    return;
+  }
+  let subject: string | null;
+  if (ctx.path === "/verify-email") subject = await verifyEmailSubject(sql, ctx.query?.token);
+  else {
+    const session = await getSessionFromCtx(ctx).catch(() => null);
+    // Stopping an impersonation is the admin's action, sent with the impersonated user's session.
+    const impersonatedBy = (session?.session as { impersonatedBy?: string | null } | undefined)?.impersonatedBy;
+    const stopping = ctx.path === "/admin/stop-impersonating" && impersonatedBy;
+    memory.actors.set(ctx.request, stopping || session?.user.id || null);
+    if (stopping) memory.impersonated.set(ctx.request, session!.user.id);
+    const target = (ctx.body as { userId?: unknown } | undefined)?.userId;
+    subject = ctx.path === "/admin/remove-user" ? (typeof target === "string" ? target : null) : session?.user.id ?? null;
+  }
+  if (subject && isStatePath(ctx.path!)) memory.subjects.set(ctx.request, { userId: subject, before: await stateOf(sql, subject) });
+}
+
+/** After the endpoint: the events of what changed, of a failed sign-in, or of what it carried out. */
+async function recordOutcome(sql: Sql, record: AuditRecorder, memory: RequestMemory, ctx: HookContext): Promise<void> {
+  const path = ctx.path ?? "";
+  const returned = ctx.context.returned;
+  const failed = refused(returned);
+  const actor = ctx.request ? memory.actors.get(ctx.request) ?? null : null;
+  const event = (type: AuthEventType, userId: string | null, details?: AuthEvent["details"]) => record({ type, userId, ...origin(ctx), details });
+
+  const subject = ctx.request ? memory.subjects.get(ctx.request) : undefined;
+  if (subject?.before) {
+    const { userId, before } = subject;
+    const after = await stateOf(sql, userId);
+    if (!after) await event("user_deleted", userId, { by: path.startsWith("/admin/") ? "admin" : "self" });
+    else {
+      if (after.email !== before.email) await event("email_changed", userId);
+      else if (after.emailVerified && !before.emailVerified) await event("email_verified", userId);
+      if (after.twoFactorEnabled !== before.twoFactorEnabled) await event(after.twoFactorEnabled ? "two_factor_enabled" : "two_factor_disabled", userId);
+    }
+  }
+  // A signed-in user's verify-totp turns 2FA on (above); only a session-less one is a sign-in.
+  if (isSignIn(path) && subject) return;
+  // A sign-in refused because the hash queue was full decided nothing about the credentials, and a
+  // flood of them must stay cheap: no row.
+  if (isAPIError(returned) && returned.body?.code === ("SERVER_BUSY" satisfies ErrorCode)) return;
+  if (isSignIn(path) && failed && isAPIError(returned)) {
+    const userId = await userIdByEmail(sql, (ctx.body as { email?: unknown } | undefined)?.email);
+    const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);
+    return void (await event("sign_in_failed", userId, { method: signInMethod(ctx), reason }));
+  }
+  if (failed) return;
+  const newUserId = (ctx.context.newSession?.user.id as string | undefined) ?? null;
+  await eventOf(path)?.({ ctx, memory, actor, newUserId, event });
+}
+
 /** The Better Auth plugin that records events. */
 export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
-  // Whose session (or reset token) a request carried, read before the endpoint can delete it.
-  const actors = new WeakMap<Request, string | null>();
-  // Whom an admin stops impersonating (stop-impersonating names no user in its body).
-  const impersonated = new WeakMap<Request, string>();
-  // The user a state path acts on, and their row before it ran (null: no such user).
-  const subjects = new WeakMap<Request, { userId: string; before: UserState | null }>();
-  const stateOf = async (userId: string): Promise<UserState | null> => {
-    const [row] = await sql<UserState[]>`
-      select email, email_verified as "emailVerified", two_factor_enabled as "twoFactorEnabled" from users where id = ${userId}`;
-    return row ?? null;
-  };
-  /** The user a verify-email link is for: the user id it is bound to, or its address. */
-  const verifyEmailSubject = async (token: unknown) => {
-    if (typeof token !== "string") return null;
-    try {
-      const claims = decodeJwt(token) as { email?: unknown; userId?: unknown };
-      return typeof claims.userId === "string" ? claims.userId : await userIdByEmail(claims.email);
-    } catch {
-      return null; // not a JWT: Better Auth refuses it, nothing changes
-    }
-  };
-  const origin = (ctx: HookContext) => requestOrigin(ctx.headers ?? ctx.request?.headers);
-  const userIdByEmail = async (email: unknown) => {
-    if (typeof email !== "string") return null;
-    const [row] = await sql<{ id: string }[]>`select id from users where email = ${email.toLowerCase()}`;
-    return row?.id ?? null;
-  };
-
-  // When a provider callback or a magic link started: a user created after that was signed up by it.
-  const started = new WeakMap<Request, number>();
-
+  const memory: RequestMemory = { actors: new WeakMap(), impersonated: new WeakMap(), subjects: new WeakMap(), started: new WeakMap() };
   return {
     id: "audit-trail",
     hooks: {
@@ -177,95 +285,15 @@ export function auditTrail(record: AuditRecorder, sql: Sql): BetterAuthPlugin {
         {
           matcher: (ctx) => Boolean(ctx.path && (ctx.path.startsWith("/callback/") || ctx.path === "/magic-link/verify")),
           handler: createAuthMiddleware(async (ctx) => {
-            if (ctx.request) started.set(ctx.request, Date.now());
+            if (ctx.request) memory.started.set(ctx.request, Date.now());
           }),
         },
         {
-          matcher: (ctx) =>
-            Boolean(ctx.path && (ctx.path in SESSION_PATHS || isAdminPath(ctx.path) || isStatePath(ctx.path) || ctx.path === "/reset-password")),
-          handler: createAuthMiddleware(async (ctx) => {
-            if (!ctx.request) return;
-            if (ctx.path === "/reset-password") {
-              const token = (ctx.body as { token?: unknown } | undefined)?.token ?? ctx.query?.token;
-              if (typeof token !== "string") return;
-              // Through Better Auth's adapter: reset tokens are stored under a hashed identifier.
-              const row = await ctx.context.internalAdapter.findVerificationValue(`reset-password:${token}`);
-              actors.set(ctx.request, row?.value ?? null);
-              return;
-            }
-            let subject: string | null;
-            if (ctx.path === "/verify-email") subject = await verifyEmailSubject(ctx.query?.token);
-            else {
-              const session = await getSessionFromCtx(ctx).catch(() => null);
-              // Stopping an impersonation is the admin's action, sent with the impersonated user's session.
-              const impersonatedBy = (session?.session as { impersonatedBy?: string | null } | undefined)?.impersonatedBy;
-              const stopping = ctx.path === "/admin/stop-impersonating" && impersonatedBy;
-              actors.set(ctx.request, stopping || session?.user.id || null);
-              if (stopping) impersonated.set(ctx.request, session!.user.id);
-              const target = (ctx.body as { userId?: unknown } | undefined)?.userId;
-              subject = ctx.path === "/admin/remove-user" ? (typeof target === "string" ? target : null) : session?.user.id ?? null;
-            }
-            if (subject && isStatePath(ctx.path)) subjects.set(ctx.request, { userId: subject, before: await stateOf(subject) });
-          }),
+          matcher: (ctx) => Boolean(ctx.path && (ctx.path in SESSION_PATHS || isAdminPath(ctx.path) || isStatePath(ctx.path) || ctx.path === "/reset-password")),
+          handler: createAuthMiddleware((ctx) => rememberActor(sql, memory, ctx)),
         },
       ],
-      after: [
-        {
-          matcher: () => true,
-          handler: createAuthMiddleware(async (ctx) => {
-            const path = ctx.path ?? "";
-            const returned = ctx.context.returned;
-            const failed = refused(returned);
-            const actor = ctx.request ? actors.get(ctx.request) ?? null : null;
-            const event = (type: AuthEventType, userId: string | null, details?: AuthEvent["details"]) =>
-              record({ type, userId, ...origin(ctx), details });
-
-            const subject = ctx.request ? subjects.get(ctx.request) : undefined;
-            if (subject?.before) {
-              const { userId, before } = subject;
-              const after = await stateOf(userId);
-              if (!after) await event("user_deleted", userId, { by: path.startsWith("/admin/") ? "admin" : "self" });
-              else {
-                if (after.email !== before.email) await event("email_changed", userId);
-                else if (after.emailVerified && !before.emailVerified) await event("email_verified", userId);
-                if (after.twoFactorEnabled !== before.twoFactorEnabled) await event(after.twoFactorEnabled ? "two_factor_enabled" : "two_factor_disabled", userId);
-              }
-            }
-            // A signed-in user's verify-totp turns 2FA on (above); only a session-less one is a sign-in.
-            if (isSignIn(path) && subject) return;
-            // A sign-in refused because the hash queue was full decided nothing about the credentials, and a
-            // flood of them must stay cheap: no row.
-            if (isAPIError(returned) && returned.body?.code === ("SERVER_BUSY" satisfies ErrorCode)) return;
-            if (isSignIn(path) && failed && isAPIError(returned)) {
-              const userId = await userIdByEmail((ctx.body as { email?: unknown } | undefined)?.email);
-              const reason = (ctx.request && failureReasons.get(ctx.request)) ?? failureReason(returned);
-              return void (await event("sign_in_failed", userId, { method: signInMethod(ctx), reason }));
-            }
-            if (failed) return;
-            const newUserId = (ctx.context.newSession?.user.id as string | undefined) ?? null;
-            if (path === "/sign-up/email" && newUserId) return void (await event("sign_up", newUserId));
-            if (isSignIn(path) && newUserId) {
-              // A provider's first sign-in, or a magic link for a new address, creates the user: a sign-up too.
-              const begun = ctx.request ? started.get(ctx.request) : undefined;
-              const createdAt = ctx.context.newSession?.user.createdAt;
-              if (begun !== undefined && createdAt && new Date(createdAt).getTime() >= begun) {
-                await event("sign_up", newUserId, { method: signInMethod(ctx) });
-              }
-              return void (await event("sign_in", newUserId, { method: signInMethod(ctx) }));
-            }
-            if (path in SESSION_PATHS) {
-              const details = path.startsWith("/revoke-") ? { scope: path.slice("/revoke-".length) } : undefined;
-              return void (await event(SESSION_PATHS[path]!, actor, details));
-            }
-            if (isAdminPath(path)) {
-              const body = (ctx.body as { userId?: unknown } | undefined)?.userId;
-              const target = typeof body === "string" ? body : ctx.request ? impersonated.get(ctx.request) ?? null : null;
-              return void (await event("admin_action", actor, { action: path.slice("/admin/".length), targetUserId: target }));
-            }
-            if (path === "/reset-password") return void (await event("password_reset", actor));
-          }),
-        },
-      ],
+      after: [{ matcher: () => true, handler: createAuthMiddleware((ctx) => recordOutcome(sql, record, memory, ctx)) }],
     },
   };
 }

@@ -140,7 +140,7 @@ describe("organization roles (src/auth/plugins/organization.ts): an instructor n
   });
 });
 
-describe("delete-account freshness (src/mail/flows.ts): a stale session without the password is refused", () => {
+describe("delete-account freshness (src/mail/delete-account-flow.ts): a stale session without the password is refused", () => {
   test("whatever the shape of password and token, and the body's encoding", async () => {
     // Two days old: past the default freshAge (one day).
     const stale = await createUser(t, { sessionAgeHours: 48 });
@@ -195,7 +195,7 @@ const tokenSpellings = fc.array(
   { minLength: 2, maxLength: 4 },
 );
 
-describe("link tokens (src/mail/flows.ts): a verification link verifies once, however it is spelled", () => {
+describe("link tokens (src/mail/verification-flow.ts): a verification link verifies once, however it is spelled", () => {
   const rotated = { BETTER_AUTH_SECRETS: "2:rotated-secret-0123456789-abcdefghijklmnop" };
   for (const [label, env] of [["with one secret", null], ["during a secret rotation (BETTER_AUTH_SECRETS)", rotated]] as const) {
     test(label, async () => {
