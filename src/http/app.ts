@@ -11,7 +11,7 @@ import { poolProbe, type DatabaseProbe, type Sql } from "../db/pool.ts";
 import { failureAnswer, isDatabaseConnectionError, runNotingFailures } from "../db/request-failures.ts";
 import { answeringMailFailures } from "../mail/flows.ts";
 import { createAuthHandler } from "../auth/handler.ts";
-import { errorResponse, JSON_CONTENT_TYPE, type ErrorCode } from "../errors.ts";
+import { errorResponse, JSON_CONTENT_TYPE, withErrorCode, type ErrorCode } from "../errors.ts";
 import { createCookieKeyring } from "../security/keyring.ts";
 import { createSessionFastPath } from "../session/fast-path.ts";
 import { createCacheCookieFilter } from "../session/cache-trust.ts";
@@ -193,8 +193,9 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
     // A 503 is the password hash queue's SERVER_BUSY (src/auth/password.ts), which no probe would change.
-    if (response.status >= 500 && response.status !== 503) return (await unavailable(null)) ?? response;
-    return normaliseLinkResponse(request, response, config);
+    if (response.status >= 500 && response.status !== 503) return (await unavailable(null)) ?? withErrorCode(response);
+    // Every error answer carries { code, message }, whatever Better Auth wrote (docs/errors.md).
+    return withErrorCode(await normaliseLinkResponse(request, response, config));
   };
 
   // On a listening server /health is answered by a plain Bun route, outside Elysia's hooks: load
