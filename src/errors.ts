@@ -32,6 +32,7 @@ export const ERRORS = {
   SERVER_BUSY: { status: "SERVICE_UNAVAILABLE", message: "Too many password checks at once; retry shortly" },
   SESSION_NOT_FOUND: { status: "NOT_FOUND", message: "no session of yours has this token; pass a session's token as list-sessions answers it" },
   TOTP_CODE_ALREADY_USED: { status: "UNAUTHORIZED", message: "This code has already been used; wait for the next one" },
+  ADMIN_SESSION_NOT_FOUND: { status: "UNAUTHORIZED", message: "The admin session this impersonation started from has ended; sign in again as the admin" },
   ROLE_NOT_ALLOWED: { status: "FORBIDDEN", message: "Only an admin or owner may invite admins and owners" },
   // Better Auth's codes that this server also writes (with its own message) or refers to.
   SESSION_NOT_FRESH: { status: "FORBIDDEN", message: "Sign in again or send your password to delete the account", betterAuth: true },

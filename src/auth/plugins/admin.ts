@@ -83,6 +83,22 @@ export function adminHooks(config: Config, logger: Logger): BetterAuthPlugin {
       },
     }),
     hooks: {
+      before: [
+        {
+          // Better Auth answers 500 when the admin session an impersonation started from is gone (the
+          // admin signed out, was revoked, banned or removed): a state a client can reach, so a 4xx.
+          matcher: (context) => context.path === "/admin/stop-impersonating",
+          handler: createAuthMiddleware(async (ctx) => {
+            const current = await getSessionFromCtx(ctx).catch(() => null);
+            const adminId = (current?.session as { impersonatedBy?: string | null } | undefined)?.impersonatedBy;
+            // Without a session, or outside an impersonation, Better Auth's own 401 / 400 stand.
+            if (!adminId) return;
+            const signed = await ctx.getSignedCookie(ctx.context.createAuthCookie("admin_session").name, ctx.context.secret);
+            const adminSession = signed ? await ctx.context.internalAdapter.findSession(signed.split(":")[0]!) : null;
+            if (adminSession?.session.userId !== adminId) throw apiError("ADMIN_SESSION_NOT_FOUND");
+          }),
+        },
+      ],
       after: [
         {
           matcher: (context) => context.path === "/admin/impersonate-user" || context.path === "/admin/stop-impersonating",
