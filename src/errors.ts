@@ -20,6 +20,7 @@ export const ERRORS = {
   INVALID_BODY: { status: "BAD_REQUEST", message: "the request body could not be parsed" },
   INVALID_JSON: { status: "BAD_REQUEST", message: "the request body is not valid JSON" },
   VALIDATION_ERROR: { status: "BAD_REQUEST", message: "the request is not valid" },
+  BAD_REQUEST: { status: "BAD_REQUEST", message: "the request cannot be carried out" },
   PAYLOAD_TOO_LARGE: { status: "PAYLOAD_TOO_LARGE", message: "the request body is too large" },
   UNAUTHORIZED: { status: "UNAUTHORIZED", message: "Unauthorized" },
   FORBIDDEN: { status: "FORBIDDEN", message: "you may not do this" },
@@ -101,8 +102,8 @@ const CODE_IN_MESSAGE = /^([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+): (.+)$/s;
 
 /**
  * An error answer of Better Auth's in the `{ code, message }` shape: as it is when it has both; else with
- * the code its message starts with, or the registry's code for its status (VALIDATION_ERROR for another
- * 4xx, INTERNAL_ERROR for a 5xx); a message that starts with a registry code gets the registry's words. Some of Better Auth's routes and plugins answer `{ message }` alone, or
+ * the code its message starts with, or the registry's code for its status (BAD_REQUEST for another 4xx,
+ * INTERNAL_ERROR for a 5xx); a message that starts with a registry code gets the registry's words. Some of Better Auth's routes and plugins answer `{ message }` alone, or
  * an empty body (a route that needs a session, called without one). The status and headers stay.
  */
 export async function withErrorCode(response: Response): Promise<Response> {
@@ -120,7 +121,7 @@ export async function withErrorCode(response: Response): Promise<Response> {
   const reworded = prefixed && known(prefixed[1]!) && (code === undefined || code === prefixed[1]);
   if (typeof code === "string" && typeof message === "string" && !reworded) return response;
   const chosen =
-    typeof code === "string" ? code : prefixed ? prefixed[1]! : (CODE_FOR_STATUS[response.status] ?? (response.status >= 500 ? "INTERNAL_ERROR" : "VALIDATION_ERROR"));
+    typeof code === "string" ? code : prefixed ? prefixed[1]! : (CODE_FOR_STATUS[response.status] ?? (response.status >= 500 ? "INTERNAL_ERROR" : "BAD_REQUEST"));
   const text =
     reworded && known(chosen) ? `${ERRORS[chosen].message}: ${prefixed[2]}` : typeof message === "string" && message ? message : known(chosen) ? ERRORS[chosen].message : chosen;
   return relayedErrorResponse(response.status, chosen, text, response.headers);

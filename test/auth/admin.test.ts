@@ -228,7 +228,7 @@ describe("the admin API", () => {
 
     // Outside an impersonation, and without a session, the answers carry a code as well.
     const notImpersonating = await boss.client.admin.stopImpersonating();
-    expect(notImpersonating.error).toMatchObject({ status: 400, code: "VALIDATION_ERROR", message: "You are not impersonating anyone" });
+    expect(notImpersonating.error).toMatchObject({ status: 400, code: "BAD_REQUEST", message: "You are not impersonating anyone" });
     const signedOut = await t.request("/api/auth/admin/stop-impersonating", { method: "POST" });
     expect(signedOut.status).toBe(401);
     expect(await signedOut.json()).toEqual({ code: "UNAUTHORIZED", message: ERRORS.UNAUTHORIZED.message });
