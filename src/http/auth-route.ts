@@ -4,7 +4,7 @@ import type { Auth } from "../auth/better-auth.ts";
 import { createAuthHandler } from "../auth/handler.ts";
 import type { Config } from "../config.ts";
 import { failureAnswer, runNotingFailures } from "../db/request-failures.ts";
-import { errorResponse } from "../errors.ts";
+import { errorResponse, withErrorCode } from "../errors.ts";
 import { answeringMailFailures } from "../mail/flows.ts";
 import { UNMATCHED_ROUTE } from "../ops/observe.ts";
 import { createCookieKeyring } from "../security/keyring.ts";
@@ -68,7 +68,8 @@ export function createAuthRoute({ auth, config, notices, gate, resign, routeOf }
     // lockout's ACCOUNT_TEMPORARILY_LOCKED) already carry their own code and pass through.
     if (response.status === 429 && response.headers.has("x-retry-after")) return rateLimitedResponse(response);
     // A 503 is the password hash queue's SERVER_BUSY (src/auth/password.ts), which no probe would change.
-    if (response.status >= 500 && response.status !== 503) return (await gate.unavailable(null)) ?? response;
-    return normaliseLinkResponse(request, response, config);
+    if (response.status >= 500 && response.status !== 503) return (await gate.unavailable(null)) ?? withErrorCode(response);
+    // Every error answer carries { code, message }, whatever Better Auth wrote (docs/errors.md).
+    return withErrorCode(await normaliseLinkResponse(request, response, config));
   };
 }

@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { createLogger } from "../../src/ops/log.ts";
 import { IMPERSONATION_SECONDS } from "../../src/auth/plugins/admin.ts";
+import { ERRORS } from "../../src/errors.ts";
 import {
   cleanUpAfterFile,
   createTestApp,
@@ -213,6 +214,24 @@ describe("the admin API", () => {
     expect((await admin.client.getSession()).data?.user.id).toBe(admin.id);
     expect((await t.db.sql`select count(*)::int as count from sessions where impersonated_by = ${admin.id}`)[0]!.count).toBe(0);
     expect(auditLines.some((line) => line.includes(`admin ${admin.id} stopped impersonating user ${pupil.id}`))).toBe(true);
+  });
+
+  test("stop-impersonating after the admin's own session ended answers 401 ADMIN_SESSION_NOT_FOUND, never a 500", async () => {
+    const boss = await signedInAdmin();
+    const acting = await signedInAdmin();
+    const pupil = await signedUp("Pupil of a banned admin");
+    expect((await acting.client.admin.impersonateUser({ userId: pupil.id })).error).toBeNull();
+    // Banning the acting admin deletes their own sessions, the one the impersonation would return to.
+    expect((await boss.client.admin.banUser({ userId: acting.id })).error).toBeNull();
+    const { error } = await acting.client.admin.stopImpersonating();
+    expect(error).toMatchObject({ status: 401, code: "ADMIN_SESSION_NOT_FOUND", message: ERRORS.ADMIN_SESSION_NOT_FOUND.message });
+
+    // Outside an impersonation, and without a session, the answers carry a code as well.
+    const notImpersonating = await boss.client.admin.stopImpersonating();
+    expect(notImpersonating.error).toMatchObject({ status: 400, code: "BAD_REQUEST", message: "You are not impersonating anyone" });
+    const signedOut = await t.request("/api/auth/admin/stop-impersonating", { method: "POST" });
+    expect(signedOut.status).toBe(401);
+    expect(await signedOut.json()).toEqual({ code: "UNAUTHORIZED", message: ERRORS.UNAUTHORIZED.message });
   });
 
   test("remove user deletes the user with their sessions and accounts", async () => {

@@ -5,10 +5,10 @@ import type { BetterAuthPlugin } from "better-auth";
 import { createAuthMiddleware, getSessionFromCtx, isAPIError } from "better-auth/api";
 import { apiError } from "../../errors.ts";
 import { admin } from "better-auth/plugins";
+import { getCurrentAdapter } from "@better-auth/core/context";
 import { adminAc, defaultStatements } from "better-auth/plugins/admin/access";
 import { createAccessControl } from "better-auth/plugins/access";
 import type { Config } from "../../config.ts";
-import type { Sql } from "../../db/pool.ts";
 import type { Logger } from "../../ops/log.ts";
 
 const platformAc = createAccessControl(defaultStatements);
@@ -52,22 +52,28 @@ export function withAdminRole(role: string | null | undefined): string {
  * Impersonation: every start and stop is logged with both user ids; the impersonation session
  * carries the admin's id in `sessions.impersonated_by`.
  */
-export function adminHooks(config: Config, sql: Sql, logger: Logger): BetterAuthPlugin {
+export function adminHooks(config: Config, logger: Logger): BetterAuthPlugin {
   const adminEmails = config.plugins.adminEmails;
   return {
     id: "platform-admin",
-    init: () => ({
+    init: (auth) => ({
       options: {
         databaseHooks: {
           session: {
             create: {
+              // Better Auth creates the session inside a transaction that holds a pool connection: the
+              // promotion goes through that same transaction (getCurrentAdapter), never a second
+              // connection, or as many concurrent sign-ins as the pool is large would wait on each other
+              // for good (OWASP Denial of Service Cheat Sheet: no request may exhaust a shared resource).
               async before(session) {
                 if (adminEmails.length === 0) return;
-                const [user] = await sql<{ role: string | null }[]>`
-                  select role from users
-                  where id = ${session.userId} and email_verified and email = any(${adminEmails}::text[])`;
-                if (!user || withAdminRole(user.role) === user.role) return;
-                await sql`update users set role = ${withAdminRole(user.role)}, updated_at = now() where id = ${session.userId}`;
+                const adapter = await getCurrentAdapter(auth.adapter);
+                const byId = [{ field: "id", value: session.userId }];
+                const user = await adapter.findOne<{ email: string; emailVerified: boolean; role?: string | null }>({ model: "user", where: byId });
+                if (!user?.emailVerified || !adminEmails.includes(user.email)) return;
+                const role = user.role ?? null;
+                if (withAdminRole(role) === role) return;
+                await adapter.update({ model: "user", where: byId, update: { role: withAdminRole(role), updatedAt: new Date() } });
                 logger.info(`ADMIN_EMAILS: user ${session.userId} is now an admin`);
               },
             },
@@ -76,6 +82,22 @@ export function adminHooks(config: Config, sql: Sql, logger: Logger): BetterAuth
       },
     }),
     hooks: {
+      before: [
+        {
+          // Better Auth answers 500 when the admin session an impersonation started from is gone (the
+          // admin signed out, was revoked, banned or removed): a state a client can reach, so a 4xx.
+          matcher: (context) => context.path === "/admin/stop-impersonating",
+          handler: createAuthMiddleware(async (ctx) => {
+            const current = await getSessionFromCtx(ctx).catch(() => null);
+            const adminId = (current?.session as { impersonatedBy?: string | null } | undefined)?.impersonatedBy;
+            // Without a session, or outside an impersonation, Better Auth's own 401 / 400 stand.
+            if (!adminId) return;
+            const signed = await ctx.getSignedCookie(ctx.context.createAuthCookie("admin_session").name, ctx.context.secret);
+            const adminSession = signed ? await ctx.context.internalAdapter.findSession(signed.split(":")[0]!) : null;
+            if (adminSession?.session.userId !== adminId) throw apiError("ADMIN_SESSION_NOT_FOUND");
+          }),
+        },
+      ],
       after: [
         {
           matcher: (context) => context.path === "/admin/impersonate-user" || context.path === "/admin/stop-impersonating",

@@ -22,7 +22,7 @@ export function platformPlugins({ config, sql, logger, sendMail }: PluginDepende
     twoFactorPlugin(config, sendMail),
     twoFactorRules(sql),
     adminPlugin(),
-    adminHooks(config, sql, logger),
+    adminHooks(config, logger),
     liveSessionForTokens(),
     organizationPlugin(config, sql, sendMail, logger),
     invitationRoleGuard(sql),
