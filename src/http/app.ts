@@ -13,6 +13,7 @@ import { answeringMailFailures } from "../mail/flows.ts";
 import { createAuthHandler } from "../auth/handler.ts";
 import { errorResponse, JSON_CONTENT_TYPE, type ErrorCode } from "../errors.ts";
 import { createCookieKeyring } from "../security/keyring.ts";
+import { pacingSignUps } from "../security/sign-up-pacing.ts";
 import { createSessionFastPath } from "../session/fast-path.ts";
 import { createCacheCookieFilter } from "../session/cache-trust.ts";
 import { NEVER_TRUSTED, type ChangeNotices } from "../session/change-notices.ts";
@@ -160,7 +161,8 @@ export function createApp({ config, auth, sql, probe: databaseProbe = poolProbe(
   // With BETTER_AUTH_SECRETS, cookies signed by a previous secret are re-signed before any lookup.
   const keyring = createCookieKeyring(currentSecret(config), previousSecrets(config));
   const resign = (request: Request) => keyring?.resign(request) ?? request;
-  const authHandler = createAuthHandler(auth);
+  // A taken address is answered no sooner than a new one (ASVS 2.5; src/security/sign-up-pacing.ts).
+  const authHandler = pacingSignUps(createAuthHandler(auth));
 
   // Better Auth trusts any validly signed session_data cookie; it sees only those the notices vouch for.
   const cacheCookieFilter = createCacheCookieFilter(auth, notices);

@@ -17,6 +17,7 @@ import { DEFAULT_PLATFORM_ROLE } from "../auth/plugins/admin.ts";
 import type { Config } from "../config.ts";
 import type { Sql } from "../db/pool.ts";
 import type { Logger } from "../ops/log.ts";
+import { markSignUpTaken } from "../security/sign-up-pacing.ts";
 import { MailDeliveryError, type Mailer, type MailKind, type MailTemplateData } from "./mailer.ts";
 
 /** What the flows need from the Better Auth instance they are part of (created after them). */
@@ -177,8 +178,12 @@ export function emailFlows({ config, mailer, sql, logger, auth }: EmailFlowDepen
     }),
     // ASVS 2.5 / OWASP Authentication Cheat Sheet (account enumeration): with verification required, Better
     // Auth answers a taken address exactly as a new one (after hashing the password anyway) and calls this;
-    // the owner is told instead. Queued, so the answer does not wait for the relay.
-    onExistingUserSignUp: async ({ user }) => mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl }),
+    // the owner is told instead. Queued, so the answer does not wait for the relay; and held until it took as
+    // long as a new address's answer does (src/security/sign-up-pacing.ts).
+    onExistingUserSignUp: async ({ user }) => {
+      markSignUpTaken();
+      mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl });
+    },
     // The made-up user of that answer has every field a new user's answer has: the admin plugin gives a new
     // user its role in a database hook, which the made-up one never passes (test/security/sign-up-enumeration.test.ts).
     customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: DEFAULT_PLATFORM_ROLE, ...additionalFields, id }),
