@@ -2,6 +2,7 @@
 // Better Auth's answers normalised (empty 404s, its rate limiter's 429, 5xx from a database that went away).
 import type { Auth } from "../auth/better-auth.ts";
 import { createAuthHandler } from "../auth/handler.ts";
+import { pacingSignUps } from "../mail/sign-up-pacing.ts";
 import type { Config } from "../config.ts";
 import { failureAnswer, runNotingFailures } from "../db/request-failures.ts";
 import { errorResponse, withErrorCode } from "../errors.ts";
@@ -36,7 +37,8 @@ export interface AuthRouteOptions {
 
 /** The handler that answers a request through Better Auth. */
 export function createAuthRoute({ auth, config, notices, gate, resign, routeOf }: AuthRouteOptions) {
-  const authHandler = createAuthHandler(auth);
+  // A taken address is answered no sooner than a new one (ASVS 2.5; src/mail/sign-up-pacing.ts).
+  const authHandler = pacingSignUps(createAuthHandler(auth));
   // Better Auth trusts any validly signed session_data cookie; it sees only those the notices vouch for.
   const cacheCookieFilter = createCacheCookieFilter(auth, notices);
   return async (received: Request, server: ServerInfo): Promise<Response> => {

@@ -4,6 +4,7 @@ import type { BetterAuthOptions } from "better-auth";
 import { isAPIError } from "better-auth/api";
 import type { FlowContext, HookContext } from "./flow-context.ts";
 import type { Mailer } from "./mailer.ts";
+import { markSignUpTaken } from "./sign-up-pacing.ts";
 
 /** Better Auth's identifier prefix for reset tokens in `verifications`; these are stored hashed. */
 export const RESET_PASSWORD_PREFIX = "reset-password:";
@@ -28,8 +29,12 @@ export function passwordOptions({ mail, mailer, auth, defaultRole, returningToSi
     }),
     // ASVS 2.5 / OWASP Authentication Cheat Sheet (account enumeration): with verification required, Better
     // Auth answers a taken address exactly as a new one (after hashing the password anyway) and calls this;
-    // the owner is told instead. Queued, so the answer does not wait for the relay.
-    onExistingUserSignUp: async ({ user }) => mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl }),
+    // the owner is told instead. Queued, so the answer does not wait for the relay; and held until it took as
+    // long as a new address's answer does (src/mail/sign-up-pacing.ts).
+    onExistingUserSignUp: async ({ user }) => {
+      markSignUpTaken();
+      mailer.queue("sign-up-attempt", user.email, { name: user.name, url: mail.appUrl });
+    },
     // The made-up user of that answer has every field a new user's answer has: the admin plugin gives a new
     // user its role in a database hook, which the made-up one never passes (test/security/sign-up-enumeration.test.ts).
     customSyntheticUser: ({ coreFields, additionalFields, id }) => ({ ...coreFields, role: defaultRole, ...additionalFields, id }),

@@ -1,4 +1,5 @@
-// Which sessions and users changed recently, as Postgres announces it (sql/0006_change_notices.sql),
+// Which sessions and users changed recently, as Postgres announces it (sql/0006_change_notices.sql, and
+// sql/0009_truncate_notices.sql for a TRUNCATE, which changes everything at once),
 // so that no cached copy of the old state is answered: the cookie cache (session_data), the kept
 // get-session answers (src/session/memo.ts), the JWTs /token hands out again, and Redis entries
 // (src/session/redis-storage.ts). Each instance listens on a connection of its own and keeps, for the cache
@@ -23,6 +24,9 @@ export const CLOCK_SKEW_MS = 2000;
 export const HEARTBEAT_MS = 1000;
 export const LISTENER_STALE_MS = 3000;
 const RECONNECT_MS = 500;
+// The payload of a TRUNCATE of sessions or users (sql/0009_truncate_notices.sql), which names no row:
+// every copy written before it is distrusted, as after an overflow.
+export const EVERYTHING_CHANGED = "all";
 // Past this many remembered ids (a mass delete), they are forgotten and every earlier copy is
 // distrusted instead: the memory stays bounded and the answer errs towards a database read.
 const MAX_REMEMBERED = 100_000;
@@ -56,6 +60,12 @@ export function createChangeRegistry(windowMs: number) {
   let lastBeat = 0;
   const retentionMs = windowMs + 2 * CLOCK_SKEW_MS;
 
+  /** Forgets every remembered id and distrusts every copy issued before `now` (with CLOCK_SKEW_MS of margin, in trusts). */
+  const forgetAll = (now: number) => {
+    sessions.clear();
+    users.clear();
+    if (since !== null) since = Math.max(since, now);
+  };
   const prune = (now: number) => {
     for (const map of [sessions, users]) {
       for (const [id, at] of map) {
@@ -67,6 +77,7 @@ export function createChangeRegistry(windowMs: number) {
   return {
     notice(payload: string) {
       const now = Date.now();
+      if (payload === EVERYTHING_CHANGED) return forgetAll(now);
       const colon = payload.indexOf(":");
       const kind = payload.slice(0, colon);
       const id = payload.slice(colon + 1);
@@ -74,11 +85,7 @@ export function createChangeRegistry(windowMs: number) {
       if (!map || !id) return;
       map.delete(id);
       map.set(id, now);
-      if (sessions.size + users.size > MAX_REMEMBERED) {
-        sessions.clear();
-        users.clear();
-        if (since !== null) since = Math.max(since, now);
-      }
+      if (sessions.size + users.size > MAX_REMEMBERED) forgetAll(now);
     },
     beat() {
       lastBeat = Date.now();

@@ -6,8 +6,9 @@
 //   then on this instance reads nothing from Redis until it answers again and this instance's keys
 //   have been purged; only then is Redis trusted again;
 // - a session entry follows the cookie cache's rule (src/session/change-notices.ts): each value is stored with
-//   the time it was written, and an entry written before a change notice for its session or user, or
-//   while this instance's listener was not known current, is a miss (Better Auth reads Postgres). No
+//   the time it was written, and an entry written before a change notice for its session or user (or
+//   before a TRUNCATE's, which concerns them all), or while this instance's listener was not known
+//   current, is a miss (Better Auth reads Postgres). No
 //   entry lives longer than the notices are remembered, so a delete that never reached Redis (Redis
 //   was down, the instance restarted before its purge, or the row was deleted in SQL) cannot revive
 //   a revoked session once the notice is forgotten.
